@@ -1,0 +1,84 @@
+-- pg_connbudget 1.0: the budgets table, its triggers, the views and functions.
+\echo Use "CREATE EXTENSION pg_connbudget" to load this file. \quit
+
+-- Budgets are rows. The worker of connbudget.database loads them into shared memory.
+CREATE TABLE connbudget.budgets (
+    name             text PRIMARY KEY,
+    position         integer NOT NULL DEFAULT 0,
+    application_name text,
+    role_name        text,
+    database_name    text,
+    client_addr      cidr,
+    max_connections  integer NOT NULL CHECK (max_connections >= 0),
+    reserved         integer NOT NULL DEFAULT 0,
+    on_full          text NOT NULL DEFAULT 'reject' CHECK (on_full IN ('reject', 'queue')),
+    queue_timeout    interval CHECK (queue_timeout >= interval '0'),
+    max_queue        integer CHECK (max_queue >= 0),
+    priority         integer NOT NULL DEFAULT 0,
+    mode             text NOT NULL DEFAULT 'enforce' CHECK (mode IN ('enforce', 'monitor')),
+    comment          text,
+    CONSTRAINT budgets_reserved_check CHECK (reserved BETWEEN 0 AND max_connections)
+);
+COMMENT ON TABLE connbudget.budgets IS 'Connection budgets; changes reach new logins within ~100 ms of COMMIT';
+SELECT pg_catalog.pg_extension_config_dump('connbudget.budgets', '');
+
+CREATE FUNCTION connbudget.check_budget_row() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'connbudget_check_budget_row' LANGUAGE C;
+CREATE FUNCTION connbudget.budgets_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'connbudget_budgets_changed' LANGUAGE C;
+CREATE TRIGGER check_budget_row BEFORE INSERT OR UPDATE ON connbudget.budgets
+    FOR EACH ROW EXECUTE FUNCTION connbudget.check_budget_row();
+CREATE TRIGGER budgets_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON connbudget.budgets
+    FOR EACH STATEMENT EXECUTE FUNCTION connbudget.budgets_changed();
+
+-- One row per configured budget (in match order), then "default" and "exempt".
+CREATE FUNCTION connbudget.status(
+    OUT budget text, OUT max_connections integer, OUT reserved integer, OUT on_full text,
+    OUT mode text, OUT active integer, OUT waiting integer, OUT peak integer,
+    OUT admitted bigint, OUT rejected bigint, OUT queued bigint, OUT timed_out bigint,
+    OUT abandoned bigint, OUT avg_wait_ms double precision, OUT max_wait_ms double precision,
+    OUT stats_reset timestamptz)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_status' LANGUAGE C STRICT VOLATILE;
+CREATE VIEW connbudget.status AS SELECT * FROM connbudget.status();
+
+-- One row per counted session.
+CREATE FUNCTION connbudget.sessions(
+    OUT pid integer, OUT budget text, OUT state text, OUT application_name text,
+    OUT role_name text, OUT database_name text, OUT client_addr inet, OUT since timestamptz,
+    OUT waited_ms double precision)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_sessions' LANGUAGE C STRICT VOLATILE;
+CREATE VIEW connbudget.sessions AS SELECT * FROM connbudget.sessions();
+
+-- The background worker and the configuration it keeps live.
+CREATE FUNCTION connbudget.worker(
+    OUT pid integer, OUT database text, OUT generation bigint, OUT budgets integer,
+    OUT loaded_at timestamptz, OUT checked_at timestamptz, OUT last_error text,
+    OUT last_error_at timestamptz)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_worker' LANGUAGE C STRICT VOLATILE;
+CREATE VIEW connbudget.worker AS SELECT * FROM connbudget.worker();
+
+-- What admission costs per login, measured inside the login hook.
+CREATE FUNCTION connbudget.login_cost(
+    OUT logins bigint, OUT mean_us double precision, OUT p99_us double precision,
+    OUT max_us double precision, OUT since timestamptz)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_login_cost' LANGUAGE C STRICT VOLATILE;
+CREATE VIEW connbudget.login_cost AS SELECT * FROM connbudget.login_cost();
+
+CREATE FUNCTION connbudget.match(application_name text, role_name text, database_name text,
+                                 client_addr inet DEFAULT NULL)
+RETURNS text AS 'MODULE_PATHNAME', 'connbudget_match' LANGUAGE C STABLE;
+
+CREATE FUNCTION connbudget.reload() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'connbudget_reload' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION connbudget.reset_stats(budget text DEFAULT NULL) RETURNS void
+    AS 'MODULE_PATHNAME', 'connbudget_reset_stats' LANGUAGE C VOLATILE;
+
+-- Privileges: monitoring for pg_monitor, changes for superusers (or whom they grant).
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA connbudget FROM PUBLIC;
+GRANT USAGE ON SCHEMA connbudget TO pg_monitor;
+GRANT SELECT ON connbudget.budgets, connbudget.status, connbudget.sessions,
+                connbudget.worker, connbudget.login_cost TO pg_monitor;
+GRANT EXECUTE ON FUNCTION connbudget.status(), connbudget.sessions(), connbudget.worker(),
+                          connbudget.login_cost(), connbudget.match(text, text, text, inet)
+    TO pg_monitor;

@@ -1,0 +1,34 @@
+-- Who may see and who may change: pg_monitor members read, only superusers write.
+CREATE ROLE regress_plain LOGIN;
+CREATE ROLE regress_watcher LOGIN IN ROLE pg_monitor;
+
+SET ROLE regress_plain;
+SELECT * FROM connbudget.status;
+SELECT * FROM connbudget.sessions;
+SELECT connbudget.match('a', 'b', 'c');
+SELECT connbudget.reload();
+SELECT connbudget.reset_stats();
+INSERT INTO connbudget.budgets (name, max_connections) VALUES ('sneaky', 1);
+RESET ROLE;
+
+SET ROLE regress_watcher;
+SELECT budget FROM connbudget.status ORDER BY budget;
+SELECT count(*) >= 1 AS sees_sessions FROM connbudget.sessions;
+SELECT database, last_error FROM connbudget.worker;
+SELECT logins > 0 AS timed FROM connbudget.login_cost;
+SELECT connbudget.match('a', 'b', 'c');
+SELECT count(*) FROM connbudget.budgets;
+SELECT connbudget.reload();
+SELECT connbudget.reset_stats();
+INSERT INTO connbudget.budgets (name, max_connections) VALUES ('sneaky', 1);
+UPDATE connbudget.budgets SET max_connections = 0;
+DELETE FROM connbudget.budgets;
+RESET ROLE;
+
+-- What PUBLIC and pg_monitor were granted, from the catalogs.
+SELECT p.proname, has_function_privilege('regress_plain', p.oid, 'EXECUTE') AS plain,
+       has_function_privilege('regress_watcher', p.oid, 'EXECUTE') AS watcher
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'connbudget' ORDER BY p.proname;
+
+DROP ROLE regress_plain, regress_watcher;

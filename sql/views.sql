@@ -1,0 +1,35 @@
+-- connbudget.status, sessions, worker and login_cost, and reset_stats().
+INSERT INTO connbudget.budgets (name, application_name, max_connections, reserved, on_full, mode)
+VALUES ('api', 'backend', 10, 4, 'reject', 'enforce'),
+       ('workers', '%worker', 20, 0, 'queue', 'monitor');
+SELECT connbudget.reload() > 0 AS live;
+
+-- One row per budget in match order, then default and exempt; later capabilities read 0.
+SELECT budget, max_connections, reserved, on_full, mode, active, waiting, queued, timed_out,
+       abandoned, avg_wait_ms, max_wait_ms, stats_reset IS NOT NULL AS has_reset_time
+  FROM connbudget.status;
+
+-- This superuser session is counted under exempt.
+SELECT budget, state, role_name = current_user AS me, database_name, client_addr, waited_ms
+  FROM connbudget.sessions WHERE pid = pg_backend_pid();
+SELECT active >= 1 AS counted FROM connbudget.status WHERE budget = 'exempt';
+
+-- The worker, its database, and the configuration it keeps live.
+SELECT pid IS NOT NULL AS running, database, generation > 0 AS has_generation, budgets,
+       loaded_at IS NOT NULL AS loaded, last_error
+  FROM connbudget.worker;
+
+-- reset_stats() zeroes cumulative counters, for one budget or all; unknown names fail.
+SELECT connbudget.reset_stats('exempt');
+SELECT admitted, rejected FROM connbudget.status WHERE budget = 'exempt';
+SELECT connbudget.reset_stats();
+SELECT bool_and(admitted = 0 AND rejected = 0) AS all_zero FROM connbudget.status;
+SELECT logins FROM connbudget.login_cost;
+SELECT connbudget.reset_stats('no_such_budget');
+
+-- Deleting a budget removes its row.
+DELETE FROM connbudget.budgets WHERE name = 'workers';
+SELECT connbudget.reload() > 0 AS live;
+SELECT budget FROM connbudget.status;
+DELETE FROM connbudget.budgets;
+SELECT connbudget.reload() > 0 AS live;

@@ -1,0 +1,249 @@
+// The shared books of budgets and sessions (see ledger.hpp).
+#include "core/ledger.hpp"
+
+#include <algorithm>
+#include <new>
+
+#include "core/core_only.hpp"
+
+namespace connbudget {
+namespace {
+
+constexpr std::size_t kAlign = alignof(std::max_align_t);
+
+constexpr std::size_t aligned(std::size_t n) noexcept { return (n + kAlign - 1) / kAlign * kAlign; }
+
+std::size_t budget_slots(std::int32_t max_budgets) noexcept {
+  return static_cast<std::size_t>(max_budgets) + kFirstConfiguredBudget;
+}
+
+std::size_t hash_table_size(std::int32_t max_budgets) noexcept {
+  std::size_t size = 16;
+  while (size < 2 * static_cast<std::size_t>(max_budgets)) size *= 2;
+  return size;
+}
+
+std::uint32_t name_hash(std::string_view name) noexcept {  // FNV-1a
+  std::uint32_t h = 2166136261u;
+  for (const char c : name) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+  return h;
+}
+
+void record_peak(BudgetState& budget) noexcept {
+  budget.counters.peak = std::max(budget.counters.peak, budget.active);
+}
+
+// Marks reconfigure() puts on budget slots.
+enum SlotMark : std::int32_t { kUntouched = 0, kKept = 1, kNew = 2 };
+
+}  // namespace
+
+std::size_t Ledger::bytes_needed(std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
+  return aligned(sizeof(LedgerHeader)) + aligned(budget_slots(max_budgets) * sizeof(BudgetState)) +
+         aligned(static_cast<std::size_t>(max_budgets) * sizeof(std::int32_t)) +
+         aligned(static_cast<std::size_t>(max_sessions) * sizeof(SessionState));
+}
+
+std::size_t Ledger::scratch_entries(std::int32_t max_budgets) noexcept {
+  return static_cast<std::size_t>(max_budgets) + 2 * budget_slots(max_budgets) +
+         hash_table_size(max_budgets);
+}
+
+Ledger::Ledger(void* block, std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
+  auto* bytes = static_cast<unsigned char*>(block);
+  header_ = reinterpret_cast<LedgerHeader*>(bytes);
+  bytes += aligned(sizeof(LedgerHeader));
+  budgets_ = {reinterpret_cast<BudgetState*>(bytes), budget_slots(max_budgets)};
+  bytes += aligned(budgets_.size_bytes());
+  match_order_ = {reinterpret_cast<std::int32_t*>(bytes), static_cast<std::size_t>(max_budgets)};
+  bytes += aligned(match_order_.size_bytes());
+  sessions_ = {reinterpret_cast<SessionState*>(bytes), static_cast<std::size_t>(max_sessions)};
+}
+
+void Ledger::initialize(std::int64_t now_us) noexcept {
+  new (header_) LedgerHeader();
+  for (BudgetState& budget : budgets_) new (&budget) BudgetState();
+  for (std::int32_t& index : match_order_) index = kNoBudget;
+  for (SessionState& session : sessions_) new (&session) SessionState();
+  for (const std::int32_t implicit : {kDefaultBudget, kExemptBudget}) {
+    BudgetState& budget = budgets_[implicit];
+    budget.definition.name.assign(implicit == kDefaultBudget ? "default" : "exempt");
+    budget.configured = true;
+    budget.counters.stats_reset_us = now_us;
+  }
+}
+
+std::int32_t Ledger::classify(const LoginAttributes& login, bool exempt) const noexcept {
+  if (exempt) return kExemptBudget;
+  for (const std::int32_t index : match_order())
+    if (budgets_[index].definition.rule.matches(login)) return index;
+  return kDefaultBudget;
+}
+
+const BudgetLimits& Ledger::limits_of(std::int32_t budget, const BudgetLimits& default_limits) const noexcept {
+  static constexpr BudgetLimits unlimited{};
+  if (budget == kDefaultBudget) return default_limits;
+  if (budget == kExemptBudget) return unlimited;
+  return budgets_[budget].definition.limits;
+}
+
+Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
+                        std::int32_t pid, const BudgetLimits& default_limits,
+                        bool enforcement_enabled, std::int64_t now_us) noexcept {
+  if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size() || budget < 0 ||
+      static_cast<std::size_t>(budget) >= budgets_.size())
+    return Admission{Verdict::Admit, kNoBudget, 0, BudgetLimits::kUnlimited};
+  release(session);  // a slot is never booked twice
+
+  BudgetState& state = budgets_[budget];
+  const BudgetLimits& limits = limits_of(budget, default_limits);
+  const Admission admission{decide(limits, state.active, enforcement_enabled), budget, state.active,
+                            limits.max_connections};
+  if (admission.verdict == Verdict::Refuse) {
+    ++state.counters.rejected;
+    return admission;
+  }
+
+  SessionState& slot = sessions_[session];
+  slot.budget = budget;
+  slot.pid = pid;
+  slot.since_us = now_us;
+  slot.application_name.assign_truncated(login.application_name);
+  slot.role_name.assign_truncated(login.role_name);
+  slot.database_name.assign_truncated(login.database_name);
+  slot.client_addr = login.client_addr;
+  ++state.active;
+  ++state.counters.admitted;
+  record_peak(state);
+  return admission;
+}
+
+void Ledger::release(std::int32_t session) noexcept {
+  if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size()) return;
+  SessionState& slot = sessions_[session];
+  if (slot.budget == kNoBudget) return;
+  --budgets_[slot.budget].active;
+  slot = SessionState();
+}
+
+std::size_t Ledger::table_size() const noexcept {
+  return hash_table_size(static_cast<std::int32_t>(match_order_.size()));
+}
+
+ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definitions,
+                                      std::span<std::int32_t> scratch, std::int64_t now_us) noexcept {
+  using Status = ReconfigureResult::Status;
+  ReconfigureResult result;
+  const std::size_t count = definitions.size();
+  if (count > match_order_.size() || scratch.size() < scratch_entries(static_cast<std::int32_t>(match_order_.size()))) {
+    result.status = Status::TooManyBudgets;
+    return result;
+  }
+  const std::span<std::int32_t> slot_of = scratch.first(match_order_.size());
+  const std::span<std::int32_t> mark = scratch.subspan(slot_of.size(), budgets_.size());
+  const std::span<std::int32_t> expected = scratch.subspan(slot_of.size() + mark.size(), budgets_.size());
+  const std::span<std::int32_t> table = scratch.subspan(slot_of.size() + 2 * budgets_.size(), table_size());
+  const std::size_t mask = table.size() - 1;
+  std::ranges::fill(slot_of, kNoBudget);
+  std::ranges::fill(mark, kUntouched);
+  std::ranges::fill(table, kNoBudget);
+
+  // Plan, touching only scratch: index the new definitions by name, keep the slots of
+  // budgets that stay, and give each new budget a slot nobody keeps.
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::string_view name = definitions[i].name.view();
+    std::size_t pos = name_hash(name) & mask;
+    for (; table[pos] != kNoBudget; pos = (pos + 1) & mask) {
+      if (definitions[table[pos]].name.view() == name) {
+        result.status = Status::DuplicateName;
+        result.duplicate = name;
+        return result;
+      }
+    }
+    table[pos] = static_cast<std::int32_t>(i);
+  }
+  for (std::size_t slot = kFirstConfiguredBudget; slot < budgets_.size(); ++slot) {
+    if (!budgets_[slot].configured) continue;
+    const std::string_view name = budgets_[slot].definition.name.view();
+    for (std::size_t pos = name_hash(name) & mask; table[pos] != kNoBudget; pos = (pos + 1) & mask) {
+      if (definitions[table[pos]].name.view() == name) {
+        slot_of[table[pos]] = static_cast<std::int32_t>(slot);
+        mark[slot] = kKept;
+        break;
+      }
+    }
+  }
+  std::size_t free_slot = kFirstConfiguredBudget;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (slot_of[i] != kNoBudget) continue;
+    while (mark[free_slot] != kUntouched) ++free_slot;  // count <= max_budgets: one exists
+    slot_of[i] = static_cast<std::int32_t>(free_slot);
+    mark[free_slot] = kNew;
+  }
+
+  // Apply.
+  bool changed = static_cast<std::int32_t>(count) != header_->configured_count;
+  for (std::size_t i = 0; i < count; ++i)
+    changed = changed || slot_of[i] != match_order_[i] || mark[slot_of[i]] == kNew ||
+              !(budgets_[slot_of[i]].definition == definitions[i]);
+  for (std::size_t slot = 0; slot < budgets_.size(); ++slot) expected[slot] = budgets_[slot].active;
+  for (std::size_t slot = kFirstConfiguredBudget; slot < budgets_.size(); ++slot) {
+    if (mark[slot] == kUntouched) budgets_[slot].configured = false;
+    if (mark[slot] != kNew) continue;
+    budgets_[slot] = BudgetState();
+    budgets_[slot].configured = true;
+    budgets_[slot].counters.stats_reset_us = now_us;
+  }
+  bool uses_role_groups = false;
+  for (std::size_t i = 0; i < count; ++i) {
+    budgets_[slot_of[i]].definition = definitions[i];
+    match_order_[i] = slot_of[i];
+    uses_role_groups = uses_role_groups || definitions[i].rule.role_is_group;
+  }
+
+  // Recount from the session slots, moving sessions of deleted budgets to default.
+  for (BudgetState& budget : budgets_) budget.active = 0;
+  for (SessionState& session : sessions_) {
+    if (session.budget == kNoBudget) continue;
+    if (session.budget >= kFirstConfiguredBudget && mark[session.budget] != kKept) {
+      --expected[session.budget];
+      ++expected[kDefaultBudget];
+      session.budget = kDefaultBudget;
+      ++result.moved_to_default;
+    }
+    ++budgets_[session.budget].active;
+  }
+  for (std::size_t slot = 0; slot < budgets_.size(); ++slot) {
+    if (mark[slot] == kNew) continue;
+    if (budgets_[slot].active != expected[slot]) ++result.corrected;
+    record_peak(budgets_[slot]);
+  }
+
+  header_->configured_count = static_cast<std::int32_t>(count);
+  header_->uses_role_groups = uses_role_groups;
+  if (changed) ++header_->generation;
+  result.status = changed ? Status::Applied : Status::Unchanged;
+  return result;
+}
+
+bool Ledger::reset_stats(std::optional<std::string_view> budget, std::int64_t now_us) noexcept {
+  const std::int32_t only = budget ? find(*budget) : kNoBudget;
+  if (budget && only == kNoBudget) return false;
+  for (std::size_t slot = 0; slot < budgets_.size(); ++slot) {
+    BudgetState& state = budgets_[slot];
+    if (!state.configured || (budget && static_cast<std::int32_t>(slot) != only)) continue;
+    state.counters = BudgetCounters();
+    state.counters.peak = state.active;
+    state.counters.stats_reset_us = now_us;
+  }
+  return true;
+}
+
+std::int32_t Ledger::find(std::string_view name) const noexcept {
+  for (std::size_t slot = 0; slot < budgets_.size(); ++slot)
+    if (budgets_[slot].configured && budgets_[slot].definition.name.view() == name)
+      return static_cast<std::int32_t>(slot);
+  return kNoBudget;
+}
+
+}  // namespace connbudget

@@ -1,0 +1,74 @@
+// SQL LIKE matching (see like_pattern.hpp). Iterative with one backtrack point per '%',
+// which is exact for LIKE and linear in practice.
+#include "core/like_pattern.hpp"
+
+#include <cstddef>
+#include <cstring>
+
+#include "core/core_only.hpp"
+
+namespace connbudget {
+namespace {
+
+// Length of the UTF-8 sequence that starts at s[i], clamped to the string.
+std::size_t char_length(std::string_view s, std::size_t i) noexcept {
+  const auto lead = static_cast<unsigned char>(s[i]);
+  std::size_t n = 1;
+  if (lead >= 0xF0)
+    n = 4;
+  else if (lead >= 0xE0)
+    n = 3;
+  else if (lead >= 0xC0)
+    n = 2;
+  return n <= s.size() - i ? n : s.size() - i;
+}
+
+}  // namespace
+
+bool like_match(std::string_view text, std::string_view pattern) noexcept {
+  constexpr std::size_t none = std::string_view::npos;
+  std::size_t t = 0, p = 0;
+  std::size_t resume_p = none, resume_t = 0;  // where to retry after the last '%'
+
+  while (t < text.size()) {
+    if (p < pattern.size()) {
+      const char c = pattern[p];
+      if (c == '%') {
+        resume_p = ++p;
+        resume_t = t;
+        continue;
+      }
+      if (c == '_') {
+        t += char_length(text, t);
+        ++p;
+        continue;
+      }
+      std::size_t lp = p + (c == '\\' ? 1 : 0);
+      if (lp < pattern.size()) {
+        const std::size_t n = char_length(pattern, lp);
+        if (n <= text.size() - t && std::memcmp(text.data() + t, pattern.data() + lp, n) == 0) {
+          t += n;
+          p = lp + n;
+          continue;
+        }
+      }
+    }
+    if (resume_p == none) return false;
+    resume_t += char_length(text, resume_t);
+    t = resume_t;
+    p = resume_p;
+  }
+  while (p < pattern.size() && pattern[p] == '%') ++p;
+  return p == pattern.size();
+}
+
+const char* like_pattern_error(std::string_view pattern) noexcept {
+  for (std::size_t p = 0; p < pattern.size(); ++p) {
+    if (pattern[p] != '\\') continue;
+    if (p + 1 == pattern.size()) return "LIKE pattern must not end with escape character";
+    ++p;
+  }
+  return nullptr;
+}
+
+}  // namespace connbudget

@@ -1,0 +1,147 @@
+// Reads connbudget.budgets (SPI, in the worker's own transaction), validates every row with
+// the core's rules and publishes the result to the ledger under the exclusive lock. A load
+// that fails changes nothing: the last good budgets stay, and the reason is shown in
+// connbudget.worker and logged once.
+extern "C" {
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+}
+
+#include <cstdio>
+#include <new>
+
+#include "pg/budget_loader.hpp"
+#include "pg/budget_row.hpp"
+#include "pg/settings.hpp"
+#include "pg/shared_state.hpp"
+
+namespace connbudget::pg {
+namespace {
+
+// Why the current load failed (empty: it did not); static so that it survives a longjmp.
+char load_error[kErrorLength];
+// The failure last logged, so that a persisting one is logged once.
+char logged_error[kErrorLength];
+
+std::int32_t* reconfigure_scratch() {
+  static std::int32_t* scratch = nullptr;
+  if (!scratch)
+    scratch = static_cast<std::int32_t*>(MemoryContextAlloc(
+        TopMemoryContext, sizeof(std::int32_t) * Ledger::scratch_entries(max_budgets)));
+  return scratch;
+}
+
+void publish(std::span<const BudgetDefinition> budgets) {
+  SharedState& state = *shared_state();
+  const TimestampTz now = GetCurrentTimestamp();
+  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  const ReconfigureResult result = ledger().reconfigure(
+      budgets, {reconfigure_scratch(), Ledger::scratch_entries(max_budgets)}, now);
+  const bool loaded = result.status == ReconfigureResult::Status::Applied ||
+                      result.status == ReconfigureResult::Status::Unchanged;
+  if (loaded) {
+    state.budgets_loaded = static_cast<int>(budgets.size());
+    state.loaded_at = now;
+  }
+  const uint64 generation = ledger().header().generation;
+  LWLockRelease(state.lock);
+
+  if (result.status == ReconfigureResult::Status::DuplicateName)
+    std::snprintf(load_error, sizeof load_error, "budget name \"%.*s\" appears more than once",
+                  static_cast<int>(result.duplicate.size()), result.duplicate.data());
+  if (result.status == ReconfigureResult::Status::TooManyBudgets)
+    std::snprintf(load_error, sizeof load_error, "%zu budgets do not fit connbudget.max_budgets (%d)",
+                  budgets.size(), max_budgets);
+  if (result.status == ReconfigureResult::Status::Applied)
+    ereport(LOG, (errmsg("pg_connbudget: loaded %zu budgets from database \"%s\" (generation %llu)",
+                         budgets.size(), database, static_cast<unsigned long long>(generation))));
+  if (result.moved_to_default > 0)
+    ereport(LOG, (errmsg("pg_connbudget: %d sessions of deleted budgets are now counted under \"default\"",
+                         result.moved_to_default)));
+  if (result.corrected > 0)
+    ereport(WARNING, (errmsg("pg_connbudget: corrected the session counts of %d budgets", result.corrected),
+                      errdetail("The counts disagreed with the sessions holding slots; please report this.")));
+}
+
+// Runs inside the load's transaction; raises ERROR for a row that is not a valid budget.
+void read_and_publish() {
+  SPI_connect();
+  if (SPI_execute("SELECT * FROM connbudget.budgets ORDER BY position, name", true, 0) != SPI_OK_SELECT)
+    ereport(ERROR, (errmsg("could not read connbudget.budgets")));
+  const uint64 rows = SPI_processed;
+  if (rows > static_cast<uint64>(max_budgets)) {
+    std::snprintf(load_error, sizeof load_error,
+                  "connbudget.budgets has %llu rows, more than connbudget.max_budgets (%d)",
+                  static_cast<unsigned long long>(rows), max_budgets);
+  } else {
+    auto* budgets = static_cast<BudgetDefinition*>(palloc(sizeof(BudgetDefinition) * (rows + 1)));
+    for (uint64 i = 0; i < rows; ++i) {
+      new (&budgets[i]) BudgetDefinition();
+      read_budget(SPI_tuptable->tupdesc, SPI_tuptable->vals[i], budgets[i]);
+    }
+    publish({budgets, static_cast<std::size_t>(rows)});
+  }
+  SPI_finish();
+}
+
+void record_outcome(std::uint64_t answering) {
+  SharedState& state = *shared_state();
+  const TimestampTz now = GetCurrentTimestamp();
+  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  if (load_error[0] != '\0' && strcmp(state.last_error, load_error) != 0) state.last_error_at = now;
+  strlcpy(state.last_error, load_error, sizeof state.last_error);
+  state.checked_at = now;
+  state.reloads_answered = std::max<uint64>(state.reloads_answered, answering);
+  const uint64 generation = ledger().header().generation;
+  LWLockRelease(state.lock);
+
+  if (load_error[0] != '\0' && strcmp(load_error, logged_error) != 0)
+    ereport(WARNING, (errmsg("pg_connbudget: could not load budgets: %s", load_error),
+                      errdetail("The budgets of generation %llu stay in force.",
+                                static_cast<unsigned long long>(generation))));
+  else if (load_error[0] == '\0' && logged_error[0] != '\0')
+    ereport(LOG, (errmsg("pg_connbudget: budgets load again after the failure logged before")));
+  strlcpy(logged_error, load_error, sizeof logged_error);
+}
+
+}  // namespace
+
+void load_budgets(std::uint64_t answering) {
+  MemoryContext caller = CurrentMemoryContext;
+  load_error[0] = '\0';
+  PG_TRY();
+  {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, "loading connbudget.budgets");
+    if (!OidIsValid(get_extension_oid("pg_connbudget", true)))
+      std::snprintf(load_error, sizeof load_error,
+                    "extension pg_connbudget is not installed in database \"%s\"", database);
+    else
+      read_and_publish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+  }
+  PG_CATCH();
+  {
+    MemoryContextSwitchTo(caller);
+    ErrorData* error = CopyErrorData();
+    FlushErrorState();
+    AbortCurrentTransaction();
+    strlcpy(load_error, error->message, sizeof load_error);
+    FreeErrorData(error);
+  }
+  PG_END_TRY();
+  pgstat_report_activity(STATE_IDLE, nullptr);
+  record_outcome(answering);
+}
+
+}  // namespace connbudget::pg

@@ -1,0 +1,105 @@
+// SQL functions connbudget.match(), connbudget.reload() and connbudget.reset_stats().
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/inet.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(connbudget_match);
+PG_FUNCTION_INFO_V1(connbudget_reload);
+PG_FUNCTION_INFO_V1(connbudget_reset_stats);
+PGDLLEXPORT Datum connbudget_match(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum connbudget_reload(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum connbudget_reset_stats(PG_FUNCTION_ARGS);
+}
+
+#include "pg/login_attributes.hpp"
+#include "pg/settings.hpp"
+#include "pg/shared_state.hpp"
+
+using namespace connbudget;
+using namespace connbudget::pg;
+
+namespace {
+
+constexpr long kReloadTimeoutMs = 30000;
+
+const char* text_arg(FunctionCallInfo fcinfo, int n) {
+  return PG_ARGISNULL(n) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+}  // namespace
+
+// match(application_name, role_name, database_name, client_addr): the budget such a
+// login would get now. Role membership and superuser status come from the catalogs.
+Datum connbudget_match(PG_FUNCTION_ARGS) {
+  SharedState& state = require_shared_state();
+  Login login = login_from_values(text_arg(fcinfo, 0), text_arg(fcinfo, 1), text_arg(fcinfo, 2),
+                                  PG_ARGISNULL(3) ? nullptr : PG_GETARG_INET_PP(3));
+  login.add_groups();
+  LWLockAcquire(state.lock, LW_SHARED);
+  const FixedString<kNameMax> budget =
+      ledger().budgets()[ledger().classify(login.attributes, login.exempt)].definition.name;
+  LWLockRelease(state.lock);
+  PG_RETURN_TEXT_P(cstring_to_text(budget.c_str()));
+}
+
+// reload(): has the worker load the budgets now; returns the generation then live.
+Datum connbudget_reload(PG_FUNCTION_ARGS) {
+  SharedState& state = require_shared_state();
+  const uint64 request = pg_atomic_add_fetch_u64(&state.reload_requests, 1);
+  wake_worker();
+  const TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kReloadTimeoutMs);
+  for (;;) {
+    LWLockAcquire(state.lock, LW_SHARED);
+    const bool answered = state.reloads_answered >= request;
+    const uint64 generation = ledger().header().generation;
+    char error[kErrorLength];
+    strlcpy(error, state.last_error, sizeof error);
+    const bool worker_running = state.worker_pid != 0;
+    LWLockRelease(state.lock);
+
+    if (answered && error[0] != '\0')
+      ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                      errmsg("could not load budgets: %s", error),
+                      errdetail("The budgets of generation %llu stay in force.",
+                                static_cast<unsigned long long>(generation))));
+    if (answered) PG_RETURN_INT64(static_cast<int64>(generation));
+    if (GetCurrentTimestamp() >= deadline)
+      ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                      errmsg("the pg_connbudget worker did not load the budgets within %ld ms",
+                             kReloadTimeoutMs),
+                      worker_running ? errhint("The worker is busy; see the server log.")
+                                     : errhint("The worker is not running; see connbudget.worker and the server log.")));
+    WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5, PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+  }
+}
+
+// reset_stats(budget DEFAULT NULL): zeroes cumulative counters of one budget or all.
+Datum connbudget_reset_stats(PG_FUNCTION_ARGS) {
+  SharedState& state = require_shared_state();
+  const char* name = text_arg(fcinfo, 0);
+  const TimestampTz now = GetCurrentTimestamp();
+  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  const bool found = ledger().reset_stats(name ? std::optional<std::string_view>(name) : std::nullopt, now);
+  LWLockRelease(state.lock);
+  if (!found)
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                    errmsg("connection budget \"%s\" does not exist", name),
+                    errhint("See SELECT budget FROM connbudget.status.")));
+  if (!name) {
+    pg_atomic_write_u64(&state.logins_timed, 0);
+    pg_atomic_write_u64(&state.login_ns_total, 0);
+    pg_atomic_write_u64(&state.login_ns_max, 0);
+    for (pg_atomic_uint64& bucket : state.login_ns_histogram) pg_atomic_write_u64(&bucket, 0);
+    state.login_cost_reset = now;
+  }
+  PG_RETURN_VOID();
+}

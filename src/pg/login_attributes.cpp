@@ -1,0 +1,91 @@
+// Builds LoginAttributes (core/login_attributes.hpp) from server data: the Port of a login
+// or SQL values, the role's superuser flag and its role memberships (catalog caches).
+extern "C" {
+#include "postgres.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_auth_members.h"
+#include "miscadmin.h"
+#include "nodes/pg_list.h"
+#include "utils/acl.h"
+#include "utils/catcache.h"
+#include "utils/syscache.h"
+}
+
+#include <cstring>
+#include <new>
+
+#include "pg/login_attributes.hpp"
+#include "pg/settings.hpp"
+
+namespace connbudget::pg {
+namespace {
+
+ClientAddress address_of_socket(const SockAddr& socket) {
+  ClientAddress address;
+  if (socket.addr.ss_family == AF_INET) {
+    address.family = AddressFamily::IPv4;
+    std::memcpy(address.bytes, &reinterpret_cast<const sockaddr_in*>(&socket.addr)->sin_addr, 4);
+  } else if (socket.addr.ss_family == AF_INET6) {
+    address.family = AddressFamily::IPv6;
+    std::memcpy(address.bytes, &reinterpret_cast<const sockaddr_in6*>(&socket.addr)->sin6_addr, 16);
+  }
+  return address;
+}
+
+Login login_of(const char* application_name, const char* role_name, const char* database_name,
+               ClientAddress address) {
+  Login login;
+  login.attributes.application_name = application_name ? application_name : "";
+  login.attributes.role_name = role_name ? role_name : "";
+  login.attributes.database_name = database_name ? database_name : "";
+  login.attributes.client_addr = address;
+  if (role_name) login.role = get_role_oid(role_name, true);
+  login.exempt = exempt_superusers && OidIsValid(login.role) && superuser_arg(login.role);
+  return login;
+}
+
+}  // namespace
+
+void Login::add_groups() {
+  has_groups = true;
+  if (!OidIsValid(role)) return;
+  List* roles = list_make1_oid(role);
+  for (int i = 0; i < list_length(roles); ++i) {
+    CatCList* members = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(list_nth_oid(roles, i)));
+    for (int j = 0; j < members->n_members; ++j) {
+      const auto* form = reinterpret_cast<Form_pg_auth_members>(GETSTRUCT(&members->members[j]->tuple));
+      roles = list_append_unique_oid(roles, form->roleid);
+    }
+    ReleaseSysCacheList(members);
+  }
+  auto* names = static_cast<std::string_view*>(palloc(sizeof(std::string_view) * list_length(roles)));
+  int count = 0;
+  for (int i = 1; i < list_length(roles); ++i)
+    if (const char* name = GetUserNameFromId(list_nth_oid(roles, i), true))
+      new (&names[count++]) std::string_view(name);
+  attributes.member_of = {names, static_cast<std::size_t>(count)};
+}
+
+Login login_from_port(const Port& port) {
+  return login_of(port.application_name, port.user_name, port.database_name,
+                  address_of_socket(port.raddr));
+}
+
+Login login_from_values(const char* application_name, const char* role_name,
+                        const char* database_name, const inet* client_addr) {
+  return login_of(application_name, role_name, database_name,
+                  client_addr ? address_of(client_addr) : ClientAddress{});
+}
+
+ClientAddress address_of(const inet* value) {
+  ClientAddress address;
+  address.family = ip_family(value) == PGSQL_AF_INET ? AddressFamily::IPv4 : AddressFamily::IPv6;
+  std::memcpy(address.bytes, ip_addr(value), ClientAddress::byte_length(address.family));
+  return address;
+}
+
+}  // namespace connbudget::pg

@@ -1,0 +1,26 @@
+// Module entry point: defines the settings and, when loaded by shared_preload_libraries,
+// asks for shared memory and installs the login hook and the background worker.
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+
+PG_MODULE_MAGIC;
+
+PGDLLEXPORT void _PG_init(void);
+}
+
+#include "pg/login_hook.hpp"
+#include "pg/settings.hpp"
+#include "pg/shared_state.hpp"
+#include "pg/worker.hpp"
+
+void _PG_init(void) {
+  using namespace connbudget::pg;
+  define_settings();
+  if (!process_shared_preload_libraries_in_progress) return;
+  request_shared_state();
+  install_login_hook();
+  register_worker();
+}

@@ -1,0 +1,79 @@
+// Defines the connbudget.* GUCs. Postmaster-context ones size shared memory; sighup ones
+// are read by each backend at login, so a reload reaches new logins without a restart.
+extern "C" {
+#include "postgres.h"
+
+#include "utils/guc.h"
+}
+
+#include <climits>
+
+#include "pg/settings.hpp"
+
+namespace connbudget::pg {
+
+bool enabled = true;
+char* database = nullptr;
+int default_max_connections = -1;
+int default_on_full = static_cast<int>(OnFull::Reject);
+int queue_timeout_ms = 5000;
+int max_queue = 32;
+bool exempt_superusers = true;
+int max_budgets = 1000;
+int sample_interval_ms = 10000;
+
+namespace {
+
+const struct config_enum_entry on_full_options[] = {
+    {"reject", static_cast<int>(OnFull::Reject), false},
+    {"queue", static_cast<int>(OnFull::Queue), false},
+    {nullptr, 0, false},
+};
+
+}  // namespace
+
+void define_settings() {
+  DefineCustomBoolVariable("connbudget.enabled", "Enforces connection budgets at login.",
+                           "When off, every login is admitted but still counted.", &enabled, true,
+                           PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("connbudget.database",
+                             "Database whose connbudget.budgets table the background worker loads.",
+                             nullptr, &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr,
+                             nullptr);
+  DefineCustomIntVariable("connbudget.default_max_connections",
+                          "Most sessions of logins that match no budget (-1: no limit).", nullptr,
+                          &default_max_connections, -1, -1, INT_MAX, PGC_SIGHUP, 0, nullptr,
+                          nullptr, nullptr);
+  DefineCustomEnumVariable("connbudget.default_on_full",
+                           "What a login of the implicit default budget gets when it is full.",
+                           nullptr, &default_on_full, static_cast<int>(OnFull::Reject),
+                           on_full_options, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("connbudget.queue_timeout",
+                          "How long a queued login waits for a slot, unless its budget says.", nullptr,
+                          &queue_timeout_ms, 5000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                          nullptr, nullptr);
+  DefineCustomIntVariable("connbudget.max_queue",
+                          "Most logins waiting at once per budget, unless the budget says.", nullptr,
+                          &max_queue, 32, 0, INT_MAX, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable("connbudget.exempt_superusers",
+                           "Counts superusers under the budget \"exempt\" and never limits them.",
+                           nullptr, &exempt_superusers, true, PGC_SIGHUP, 0, nullptr, nullptr,
+                           nullptr);
+  DefineCustomIntVariable("connbudget.max_budgets",
+                          "Most budgets shared memory can hold.", nullptr, &max_budgets, 1000, 1,
+                          100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("connbudget.sample_interval",
+                          "How often the worker samples budgets into connbudget.history.", nullptr,
+                          &sample_interval_ms, 10000, 100, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+                          nullptr, nullptr, nullptr);
+  MarkGUCPrefixReserved("connbudget");
+}
+
+BudgetLimits default_budget_limits() {
+  BudgetLimits limits;
+  limits.max_connections = default_max_connections;
+  limits.on_full = static_cast<OnFull>(default_on_full);
+  return limits;
+}
+
+}  // namespace connbudget::pg

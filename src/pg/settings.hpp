@@ -1,0 +1,24 @@
+// The connbudget.* GUCs (postgresql.conf settings) and what they imply.
+#pragma once
+
+#include "core/budget.hpp"
+
+namespace connbudget::pg {
+
+extern bool enabled;
+extern char* database;
+extern int default_max_connections;
+extern int default_on_full;  // an OnFull value
+extern int queue_timeout_ms;
+extern int max_queue;
+extern bool exempt_superusers;
+extern int max_budgets;
+extern int sample_interval_ms;
+
+// Defines every setting and reserves the "connbudget." prefix; from _PG_init.
+void define_settings();
+
+// The limits of the implicit `default` budget, as the settings give them.
+BudgetLimits default_budget_limits();
+
+}  // namespace connbudget::pg

@@ -1,0 +1,105 @@
+// Creates and attaches the shared memory described in shared_state.hpp.
+extern "C" {
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "postmaster/postmaster.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+}
+
+#include <cstring>
+#include <new>
+#include <optional>
+
+#include "pg/settings.hpp"
+#include "pg/shared_state.hpp"
+
+namespace connbudget::pg {
+namespace {
+
+constexpr const char* kTrancheName = "pg_connbudget";
+
+SharedState* state = nullptr;
+std::optional<Ledger> ledger_view;
+shmem_request_hook_type previous_request_hook = nullptr;
+shmem_startup_hook_type previous_startup_hook = nullptr;
+
+std::size_t ledger_bytes() { return Ledger::bytes_needed(max_budgets, MaxBackends); }
+
+void request_memory() {
+  if (previous_request_hook) previous_request_hook();
+  RequestAddinShmemSpace(add_size(sizeof(SharedState), ledger_bytes()));
+  RequestNamedLWLockTranche(kTrancheName, 1);
+}
+
+void attach_memory() {
+  if (previous_startup_hook) previous_startup_hook();
+  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+  bool found_state = false, found_ledger = false;
+  state = static_cast<SharedState*>(ShmemInitStruct("pg_connbudget", sizeof(SharedState), &found_state));
+  void* block = ShmemInitStruct("pg_connbudget ledger", ledger_bytes(), &found_ledger);
+  ledger_view.emplace(block, max_budgets, MaxBackends);
+  if (!found_state) {
+    std::memset(static_cast<void*>(state), 0, sizeof(SharedState));
+    state->lock = &(GetNamedLWLockTranche(kTrancheName))->lock;
+    pg_atomic_init_u64(&state->changes, 0);
+    pg_atomic_init_u64(&state->reload_requests, 0);
+    pg_atomic_init_u64(&state->logins_timed, 0);
+    pg_atomic_init_u64(&state->login_ns_total, 0);
+    pg_atomic_init_u64(&state->login_ns_max, 0);
+    for (pg_atomic_uint64& bucket : state->login_ns_histogram) pg_atomic_init_u64(&bucket, 0);
+    state->login_cost_reset = GetCurrentTimestamp();
+  }
+  if (!found_ledger) ledger_view->initialize(GetCurrentTimestamp());
+  LWLockRelease(AddinShmemInitLock);
+}
+
+}  // namespace
+
+void request_shared_state() {
+  previous_request_hook = shmem_request_hook;
+  shmem_request_hook = request_memory;
+  previous_startup_hook = shmem_startup_hook;
+  shmem_startup_hook = attach_memory;
+}
+
+SharedState* shared_state() { return state; }
+
+Ledger& ledger() { return *ledger_view; }
+
+SharedState& require_shared_state() {
+  if (!state)
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("pg_connbudget is not loaded"),
+                    errhint("Add pg_connbudget to shared_preload_libraries and restart the server.")));
+  return *state;
+}
+
+int connection_capacity() {
+#if PG_VERSION_NUM >= 160000
+  return MaxConnections - SuperuserReservedConnections - ReservedConnections;
+#else
+  return MaxConnections - ReservedBackends;
+#endif
+}
+
+char* describe_connection_capacity() {
+#if PG_VERSION_NUM >= 160000
+  return psprintf("max_connections (%d) minus superuser_reserved_connections (%d) minus reserved_connections (%d)",
+                  MaxConnections, SuperuserReservedConnections, ReservedConnections);
+#else
+  return psprintf("max_connections (%d) minus superuser_reserved_connections (%d)", MaxConnections,
+                  ReservedBackends);
+#endif
+}
+
+void wake_worker() {
+  if (!state) return;
+  LWLockAcquire(state->lock, LW_SHARED);
+  if (state->worker_latch) SetLatch(state->worker_latch);
+  LWLockRelease(state->lock);
+}
+
+}  // namespace connbudget::pg

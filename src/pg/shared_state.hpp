@@ -1,0 +1,71 @@
+// The extension's shared memory: the ledger (core/ledger.hpp) and, beside it, what the
+// server side needs: the one LWLock, the worker's identity and load status, the wake-up
+// counters, and the login-cost histogram. Sized at postmaster start; rebuilt empty after
+// a crash restart (no backend survives one, so empty books are the true books).
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+}
+
+#include "core/ledger.hpp"
+
+namespace connbudget::pg {
+
+inline constexpr int kLoginCostBuckets = 40;  // bucket b holds logins that took [2^b, 2^(b+1)) ns
+inline constexpr int kErrorLength = 512;
+
+struct SharedState {
+  LWLock* lock;  // guards the ledger and every plain field below; atomics need no lock
+
+  // The background worker, as it announced itself.
+  pid_t worker_pid;
+  Latch* worker_latch;
+  bool worker_connecting;  // set before connecting to connbudget.database, cleared after
+  int worker_connect_failures;
+
+  // Loading budgets.
+  pg_atomic_uint64 changes;          // commits that changed connbudget.budgets
+  pg_atomic_uint64 reload_requests;  // connbudget.reload() calls
+  uint64 reloads_answered;           // highest reload request the worker has answered
+  int budgets_loaded;
+  TimestampTz loaded_at;   // last load that succeeded
+  TimestampTz checked_at;  // last load attempt
+  char last_error[kErrorLength];  // empty after a successful load
+  TimestampTz last_error_at;
+
+  // What admission costs per login (see login_hook.cpp), in nanoseconds.
+  pg_atomic_uint64 logins_timed;
+  pg_atomic_uint64 login_ns_total;
+  pg_atomic_uint64 login_ns_max;
+  pg_atomic_uint64 login_ns_histogram[kLoginCostBuckets];
+  TimestampTz login_cost_reset;
+};
+
+// Asks for shared memory and the lock; from _PG_init (PostgreSQL 15+: via shmem_request_hook).
+void request_shared_state();
+
+// Null unless the library was preloaded and shared memory is attached.
+SharedState* shared_state();
+
+// The ledger in shared memory; only valid when shared_state() is not null.
+Ledger& ledger();
+
+// Errors out (with a hint) unless the library was loaded by shared_preload_libraries.
+SharedState& require_shared_state();
+
+// Slots the server can give to ordinary logins: max_connections minus those kept for
+// superusers (and, on PostgreSQL 16+, for pg_use_reserved_connections).
+int connection_capacity();
+// How connection_capacity() is made up, with the numbers (palloc'd).
+char* describe_connection_capacity();
+
+// Wakes the worker, if one is running; never waits for it.
+void wake_worker();
+
+}  // namespace connbudget::pg

@@ -1,0 +1,217 @@
+// Set-returning functions behind the views connbudget.status, connbudget.sessions,
+// connbudget.worker and connbudget.login_cost. Each copies what it needs under a shared
+// lock, releases it, and only then builds tuples (a tuplestore may spill to disk).
+extern "C" {
+#include "postgres.h"
+
+#include <sys/socket.h>
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/inet.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(connbudget_status);
+PG_FUNCTION_INFO_V1(connbudget_sessions);
+PG_FUNCTION_INFO_V1(connbudget_worker);
+PG_FUNCTION_INFO_V1(connbudget_login_cost);
+PGDLLEXPORT Datum connbudget_status(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum connbudget_sessions(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum connbudget_worker(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum connbudget_login_cost(PG_FUNCTION_ARGS);
+}
+
+#include <array>
+#include <cstring>
+#include <new>
+
+#include "pg/settings.hpp"
+#include "pg/shared_state.hpp"
+
+namespace connbudget::pg {
+namespace {
+
+// Builds one output row; columns are appended in order.
+template <std::size_t N>
+class Row {
+ public:
+  void null() { nulls_[next_++] = true; }
+  void value(Datum datum) { values_[next_++] = datum; }
+  void text(std::string_view s) { value(PointerGetDatum(cstring_to_text_with_len(s.data(), static_cast<int>(s.size())))); }
+  void integer(std::int32_t v) { value(Int32GetDatum(v)); }
+  void bigint(std::int64_t v) { value(Int64GetDatum(v)); }
+  void number(double v) { value(Float8GetDatum(v)); }
+  void timestamp(TimestampTz t) { t ? value(TimestampTzGetDatum(t)) : null(); }
+  void emit(ReturnSetInfo* rsinfo) {
+    Assert(next_ == N);
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values_.data(), nulls_.data());
+  }
+
+ private:
+  std::array<Datum, N> values_{};
+  std::array<bool, N> nulls_{};
+  std::size_t next_ = 0;
+};
+
+Datum inet_datum(const ClientAddress& address) {
+  auto* value = static_cast<inet*>(palloc0(sizeof(inet)));
+  const int length = ClientAddress::byte_length(address.family);
+  ip_family(value) = address.family == AddressFamily::IPv4 ? PGSQL_AF_INET : PGSQL_AF_INET6;
+  ip_bits(value) = static_cast<unsigned char>(8 * length);
+  std::memcpy(ip_addr(value), address.bytes, length);
+  SET_INET_VARSIZE(value);
+  return InetPGetDatum(value);
+}
+
+// A copy of lock-protected objects, in palloc'd memory.
+template <typename T>
+T* copy_array(std::span<const T> source) {
+  auto* copy = static_cast<T*>(palloc(sizeof(T) * (source.size() + 1)));
+  std::memcpy(static_cast<void*>(copy), source.data(), sizeof(T) * source.size());
+  return copy;
+}
+
+}  // namespace
+}  // namespace connbudget::pg
+
+using namespace connbudget;
+using namespace connbudget::pg;
+
+Datum connbudget_status(PG_FUNCTION_ARGS) {
+  SharedState& state = require_shared_state();
+  InitMaterializedSRF(fcinfo, 0);
+  auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+
+  // Budgets in match order, then default and exempt.
+  LWLockAcquire(state.lock, LW_SHARED);
+  const std::span<const std::int32_t> order = ledger().match_order();
+  const std::size_t count = order.size() + 2;
+  auto* budgets = static_cast<BudgetState*>(palloc(sizeof(BudgetState) * count));
+  for (std::size_t i = 0; i < order.size(); ++i) budgets[i] = ledger().budgets()[order[i]];
+  budgets[order.size()] = ledger().budgets()[kDefaultBudget];
+  budgets[order.size() + 1] = ledger().budgets()[kExemptBudget];
+  LWLockRelease(state.lock);
+
+  const BudgetLimits default_limits = default_budget_limits();
+  for (std::size_t i = 0; i < count; ++i) {
+    const BudgetState& budget = budgets[i];
+    const bool is_exempt = i == count - 1;
+    const BudgetLimits& limits = i == count - 2 ? default_limits : budget.definition.limits;
+    const BudgetCounters& c = budget.counters;
+    Row<16> row;
+    row.text(budget.definition.name.view());
+    limits.max_connections == BudgetLimits::kUnlimited ? row.null() : row.integer(limits.max_connections);
+    row.integer(limits.reserved);
+    is_exempt ? row.null() : row.text(to_string(limits.on_full));
+    is_exempt ? row.null() : row.text(to_string(limits.mode));
+    row.integer(budget.active);
+    row.integer(0);  // waiting
+    row.integer(c.peak);
+    row.bigint(c.admitted);
+    row.bigint(c.rejected);
+    row.bigint(c.queued);
+    row.bigint(c.timed_out);
+    row.bigint(c.abandoned);
+    c.waits ? row.number(c.wait_total_us / 1000.0 / c.waits) : row.number(0);
+    row.number(c.wait_max_us / 1000.0);
+    row.timestamp(c.stats_reset_us);
+    row.emit(rsinfo);
+  }
+  return static_cast<Datum>(0);
+}
+
+Datum connbudget_sessions(PG_FUNCTION_ARGS) {
+  SharedState& state = require_shared_state();
+  InitMaterializedSRF(fcinfo, 0);
+  auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+
+  struct Entry {
+    SessionState session;
+    FixedString<kNameMax> budget;
+  };
+  const std::size_t slots = ledger().sessions().size();
+  auto* entries = static_cast<Entry*>(palloc(sizeof(Entry) * (slots + 1)));
+  std::size_t count = 0;
+  LWLockAcquire(state.lock, LW_SHARED);
+  for (const SessionState& session : ledger().sessions()) {
+    if (session.budget == kNoBudget) continue;
+    new (&entries[count]) Entry{session, ledger().budgets()[session.budget].definition.name};
+    ++count;
+  }
+  LWLockRelease(state.lock);
+
+  for (std::size_t i = 0; i < count; ++i) {
+    const SessionState& s = entries[i].session;
+    Row<9> row;
+    row.integer(s.pid);
+    row.text(entries[i].budget.view());
+    row.text("active");
+    row.text(s.application_name.view());
+    row.text(s.role_name.view());
+    row.text(s.database_name.view());
+    s.client_addr.family == AddressFamily::None ? row.null() : row.value(inet_datum(s.client_addr));
+    row.timestamp(s.since_us);
+    row.number(0);  // waited_ms
+    row.emit(rsinfo);
+  }
+  return static_cast<Datum>(0);
+}
+
+Datum connbudget_worker(PG_FUNCTION_ARGS) {
+  SharedState& state = require_shared_state();
+  InitMaterializedSRF(fcinfo, 0);
+  auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+
+  LWLockAcquire(state.lock, LW_SHARED);
+  const pid_t pid = state.worker_pid;
+  const int budgets = state.budgets_loaded;
+  const TimestampTz loaded_at = state.loaded_at, checked_at = state.checked_at;
+  const TimestampTz last_error_at = state.last_error_at;
+  char last_error[kErrorLength];
+  strlcpy(last_error, state.last_error, sizeof last_error);
+  const uint64 generation = ledger().header().generation;
+  LWLockRelease(state.lock);
+
+  Row<8> row;
+  pid ? row.integer(pid) : row.null();
+  row.text(database);
+  row.bigint(static_cast<std::int64_t>(generation));
+  row.integer(budgets);
+  row.timestamp(loaded_at);
+  row.timestamp(checked_at);
+  last_error[0] ? row.text(last_error) : row.null();
+  last_error[0] ? row.timestamp(last_error_at) : row.null();
+  row.emit(rsinfo);
+  return static_cast<Datum>(0);
+}
+
+Datum connbudget_login_cost(PG_FUNCTION_ARGS) {
+  SharedState& state = require_shared_state();
+  InitMaterializedSRF(fcinfo, 0);
+  auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+
+  const uint64 logins = pg_atomic_read_u64(&state.logins_timed);
+  const uint64 total = pg_atomic_read_u64(&state.login_ns_total);
+  std::array<uint64, kLoginCostBuckets> histogram;
+  uint64 counted = 0;
+  for (int b = 0; b < kLoginCostBuckets; ++b) counted += histogram[b] = pg_atomic_read_u64(&state.login_ns_histogram[b]);
+  // p99: the upper bound of the bucket that holds the 99th percentile login.
+  double p99_ns = 0;
+  uint64 seen = 0;
+  for (int b = 0; b < kLoginCostBuckets && counted; ++b) {
+    seen += histogram[b];
+    if (seen * 100.0 >= counted * 99.0) {
+      p99_ns = static_cast<double>(uint64{2} << b);
+      break;
+    }
+  }
+  Row<5> row;
+  row.bigint(static_cast<std::int64_t>(logins));
+  logins ? row.number(total / 1000.0 / logins) : row.null();
+  logins ? row.number(p99_ns / 1000.0) : row.null();
+  logins ? row.number(pg_atomic_read_u64(&state.login_ns_max) / 1000.0) : row.null();
+  row.timestamp(state.login_cost_reset);
+  row.emit(rsinfo);
+  return static_cast<Datum>(0);
+}

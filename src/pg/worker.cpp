@@ -1,0 +1,144 @@
+// The background worker process: connects to connbudget.database and loads the budgets
+// at start, after each commit that changed them, on SIGHUP, on connbudget.reload(), and
+// periodically (which also picks up changes replayed on a hot standby). It never holds our
+// lock while doing I/O, and logins never wait for it. The postmaster restarts it one second
+// after it exits; failed connection attempts back off so that a missing database is not
+// logged in a tight loop.
+extern "C" {
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/timestamp.h"
+}
+
+#include <algorithm>
+#include <cstdio>
+
+#include "pg/budget_loader.hpp"
+#include "pg/settings.hpp"
+#include "pg/shared_state.hpp"
+#include "pg/worker.hpp"
+
+namespace connbudget::pg {
+namespace {
+
+constexpr long kRecheckMs = 10000;        // safety net on a primary (e.g. COMMIT PREPARED)
+constexpr long kStandbyRecheckMs = 1000;  // a standby's changes arrive by replay, unsignalled
+constexpr long kMaxConnectBackoffMs = 60000;
+
+void announce(SharedState& state) {
+  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  if (state.worker_connecting) ++state.worker_connect_failures;  // the last attempt died
+  state.worker_connecting = true;
+  state.worker_pid = MyProcPid;
+  state.worker_latch = MyLatch;
+  LWLockRelease(state.lock);
+}
+
+void forget(int, Datum) {
+  SharedState& state = *shared_state();
+  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  if (state.worker_connecting) {
+    std::snprintf(state.last_error, sizeof state.last_error,
+                  "could not connect to database \"%s\" (connbudget.database); see the server log",
+                  database);
+    state.last_error_at = GetCurrentTimestamp();
+  }
+  state.worker_pid = 0;
+  state.worker_latch = nullptr;
+  LWLockRelease(state.lock);
+}
+
+// After failed attempts to connect, waits 1, 2, 4 ... up to 60 seconds before the next.
+void back_off(SharedState& state) {
+  LWLockAcquire(state.lock, LW_SHARED);
+  const int failures = state.worker_connect_failures;
+  LWLockRelease(state.lock);
+  if (failures == 0) return;
+  const long delay = std::min(kMaxConnectBackoffMs, 1000L << std::min(failures - 1, 16));
+  WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, delay, PG_WAIT_EXTENSION);
+  ResetLatch(MyLatch);
+  CHECK_FOR_INTERRUPTS();
+}
+
+void mark_connected(SharedState& state) {
+  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  state.worker_connecting = false;
+  state.worker_connect_failures = 0;
+  LWLockRelease(state.lock);
+}
+
+bool last_load_failed(SharedState& state) {
+  LWLockAcquire(state.lock, LW_SHARED);
+  const bool failed = state.last_error[0] != '\0';
+  LWLockRelease(state.lock);
+  return failed;
+}
+
+[[noreturn]] void run(SharedState& state) {
+  uint64 changes_seen = 0, reloads_seen = 0;
+  TimestampTz next_check = 0;  // load at once
+  for (;;) {
+    CHECK_FOR_INTERRUPTS();
+    bool load = false;
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+      load = true;
+    }
+    // Read the counters before loading, so that a change committed during the load
+    // causes another one.
+    const uint64 changes = pg_atomic_read_u64(&state.changes);
+    const uint64 reloads = pg_atomic_read_u64(&state.reload_requests);
+    TimestampTz now = GetCurrentTimestamp();
+    if (load || changes != changes_seen || reloads != reloads_seen || now >= next_check) {
+      changes_seen = changes;
+      reloads_seen = reloads;
+      load_budgets(reloads);
+      now = GetCurrentTimestamp();
+      const bool poll_fast = RecoveryInProgress() || last_load_failed(state);
+      next_check = TimestampTzPlusMilliseconds(now, poll_fast ? kStandbyRecheckMs : kRecheckMs);
+    }
+    const long timeout = std::max<long>(1, TimestampDifferenceMilliseconds(now, next_check));
+    WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+  }
+}
+
+}  // namespace
+
+void register_worker() {
+  BackgroundWorker worker = {};
+  worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  worker.bgw_start_time = BgWorkerStart_ConsistentState;  // also runs on a hot standby
+  worker.bgw_restart_time = 1;
+  strlcpy(worker.bgw_library_name, "pg_connbudget", sizeof worker.bgw_library_name);
+  strlcpy(worker.bgw_function_name, "connbudget_worker_main", sizeof worker.bgw_function_name);
+  strlcpy(worker.bgw_name, "pg_connbudget worker", sizeof worker.bgw_name);
+  strlcpy(worker.bgw_type, "pg_connbudget worker", sizeof worker.bgw_type);
+  RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace connbudget::pg
+
+void connbudget_worker_main(Datum) {
+  using namespace connbudget::pg;
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  pqsignal(SIGTERM, die);
+  BackgroundWorkerUnblockSignals();
+
+  SharedState& state = *shared_state();
+  announce(state);
+  before_shmem_exit(forget, 0);
+  back_off(state);
+  BackgroundWorkerInitializeConnection(database, nullptr, 0);
+  mark_connected(state);
+  run(state);
+}
