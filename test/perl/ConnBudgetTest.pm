@@ -1,0 +1,143 @@
+# Helpers for the TAP tests: a server with pg_connbudget preloaded, raw protocol logins
+# that report the SQLSTATE of a refused login (libpq does not expose it), and readers of
+# connbudget.status.
+package ConnBudgetTest;
+
+use strict;
+use warnings;
+
+use IO::Select;
+use IO::Socket::UNIX;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use Exporter 'import';
+our @EXPORT = qw(start_node login logout status_of wait_for_active reload_budgets);
+
+# A started cluster with the extension created in "postgres" (connbudget.database).
+sub start_node
+{
+	my ($name, %opts) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(allows_streaming => 1);
+	$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_connbudget'\n"
+		  . "max_connections = 40\n"
+		  . ($opts{conf} // ''));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION pg_connbudget');
+	return $node;
+}
+
+# Makes committed budgets live and returns the configuration generation.
+sub reload_budgets
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'SELECT connbudget.reload()');
+}
+
+# Logs in over the node's Unix socket with the v3 protocol (trust authentication).
+# Returns a hash: {ok => 1, socket => ...} for a session, or the error fields
+# {ok => 0, sqlstate, message, detail, hint} for a refused login. Options: user,
+# dbname, application_name, replication.
+sub login
+{
+	my ($node, %p) = @_;
+	my $path = $node->host . '/.s.PGSQL.' . $node->port;
+	my $socket = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $path)
+	  or die "cannot connect to $path: $!";
+	my %params = (
+		user => $p{user} // $ENV{USER} // getpwuid($<),
+		database => $p{dbname} // 'postgres',
+		(defined $p{application_name} ? (application_name => $p{application_name}) : ()),
+		(defined $p{replication} ? (replication => $p{replication}) : ()));
+	my $body = pack('N', 196608) . join('', map { "$_\0$params{$_}\0" } sort keys %params) . "\0";
+	print $socket pack('N', length($body) + 4) . $body;
+
+	my $select = IO::Select->new($socket);
+	while (1)
+	{
+		my ($type, $payload) = _read_message($socket, $select);
+		return { ok => 0, sqlstate => 'EOF', message => 'connection closed' } unless defined $type;
+		if ($type eq 'E')
+		{
+			my %fields;
+			for my $field (split /\0/, $payload)
+			{
+				$fields{ substr($field, 0, 1) } = substr($field, 1) if length $field;
+			}
+			close $socket;
+			return {
+				ok => 0,
+				sqlstate => $fields{C},
+				severity => $fields{V},
+				message => $fields{M},
+				detail => $fields{D} // '',
+				hint => $fields{H} // '',
+			};
+		}
+		die "server asked for authentication type " . unpack('N', $payload)
+		  if $type eq 'R' && unpack('N', $payload) != 0;
+		return { ok => 1, socket => $socket } if $type eq 'Z';
+	}
+}
+
+sub _read_exactly
+{
+	my ($socket, $select, $length) = @_;
+	my $data = '';
+	while (length($data) < $length)
+	{
+		die "timed out reading from the server"
+		  unless $select->can_read($PostgreSQL::Test::Utils::timeout_default);
+		my $got = sysread($socket, $data, $length - length($data), length($data));
+		return undef unless $got;
+	}
+	return $data;
+}
+
+sub _read_message
+{
+	my ($socket, $select) = @_;
+	my $header = _read_exactly($socket, $select, 5);
+	return () unless defined $header;
+	my ($type, $length) = unpack('a1 N', $header);
+	my $payload = $length > 4 ? _read_exactly($socket, $select, $length - 4) : '';
+	return ($type, $payload);
+}
+
+# Ends a session from the client side: Terminate message, then close.
+sub logout
+{
+	my ($session) = @_;
+	my $socket = $session->{socket};
+	print $socket 'X' . pack('N', 4);
+	close $socket;
+}
+
+# connbudget.status as { budget => { column => value } }.
+sub status_of
+{
+	my ($node) = @_;
+	my @columns = qw(budget max_connections active peak admitted rejected);
+	my $rows = $node->safe_psql('postgres',
+		'SELECT ' . join(', ', @columns) . ' FROM connbudget.status');
+	my %status;
+	for my $line (split /\n/, $rows)
+	{
+		my %row;
+		@row{@columns} = split /\|/, $line, -1;
+		$status{ $row{budget} } = \%row;
+	}
+	return \%status;
+}
+
+# Waits until a budget holds exactly $count sessions; returns true if it did.
+sub wait_for_active
+{
+	my ($node, $budget, $count) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT active = $count FROM connbudget.status WHERE budget = '$budget'");
+}
+
+1;
