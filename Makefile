@@ -23,6 +23,8 @@ EXTRA_CLEAN = tmp_check_regress test/unit/run_unit_tests
 # Debian's PostgreSQL is built with LLVM JIT: PGXS would also compile every .cpp to bitcode
 # with clang and without our C++ flags. Nothing here is worth inlining into JIT code.
 override with_llvm = no
+# Rebuild objects when a header they include changes (PGXS leaves this off by default).
+override autodepend = yes
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -23,9 +23,11 @@ COMMENT ON TABLE connbudget.budgets IS 'Connection budgets; changes reach new lo
 SELECT pg_catalog.pg_extension_config_dump('connbudget.budgets', '');
 
 CREATE FUNCTION connbudget.check_budget_row() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'connbudget_check_budget_row' LANGUAGE C;
+    AS 'MODULE_PATHNAME', 'connbudget_check_budget_row' LANGUAGE C
+    SET search_path = pg_catalog, pg_temp;
 CREATE FUNCTION connbudget.budgets_changed() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'connbudget_budgets_changed' LANGUAGE C;
+    AS 'MODULE_PATHNAME', 'connbudget_budgets_changed' LANGUAGE C
+    SET search_path = pg_catalog, pg_temp;
 CREATE TRIGGER check_budget_row BEFORE INSERT OR UPDATE ON connbudget.budgets
     FOR EACH ROW EXECUTE FUNCTION connbudget.check_budget_row();
 CREATE TRIGGER budgets_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON connbudget.budgets

@@ -27,6 +27,14 @@ SELECT bool_and(admitted = 0 AND rejected = 0) AS all_zero FROM connbudget.statu
 SELECT logins FROM connbudget.login_cost;
 SELECT connbudget.reset_stats('no_such_budget');
 
+-- reload() cannot see uncommitted changes, and says so; COMMIT loads them.
+BEGIN;
+UPDATE connbudget.budgets SET max_connections = 11 WHERE name = 'api';
+SELECT connbudget.reload() > 0 AS live;
+COMMIT;
+SELECT connbudget.reload() > 0 AS live;
+SELECT max_connections FROM connbudget.status WHERE budget = 'api';
+
 -- Deleting a budget removes its row.
 DELETE FROM connbudget.budgets WHERE name = 'workers';
 SELECT connbudget.reload() > 0 AS live;

@@ -40,10 +40,10 @@ std::int32_t* reconfigure_scratch() {
 
 void publish(std::span<const BudgetDefinition> budgets) {
   SharedState& state = *shared_state();
+  const std::span<std::int32_t> scratch{reconfigure_scratch(), Ledger::scratch_entries(max_budgets)};
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
-  const ReconfigureResult result = ledger().reconfigure(
-      budgets, {reconfigure_scratch(), Ledger::scratch_entries(max_budgets)}, now);
+  const ReconfigureResult result = ledger().reconfigure(budgets, scratch, now);
   const bool loaded = result.status == ReconfigureResult::Status::Applied ||
                       result.status == ReconfigureResult::Status::Unchanged;
   if (loaded) {
@@ -98,8 +98,12 @@ void record_outcome(std::uint64_t answering) {
   if (load_error[0] != '\0' && strcmp(state.last_error, load_error) != 0) state.last_error_at = now;
   strlcpy(state.last_error, load_error, sizeof state.last_error);
   state.checked_at = now;
-  state.reloads_answered = std::max<uint64>(state.reloads_answered, answering);
   const uint64 generation = ledger().header().generation;
+  if (answering > state.reloads_answered) {
+    state.reloads_answered = answering;
+    state.answered_generation = generation;
+    strlcpy(state.answered_error, load_error, sizeof state.answered_error);
+  }
   LWLockRelease(state.lock);
 
   if (load_error[0] != '\0' && strcmp(load_error, logged_error) != 0)

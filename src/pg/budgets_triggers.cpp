@@ -13,6 +13,7 @@ extern "C" {
 #include "commands/dbcommands.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(connbudget_check_budget_row);
 PG_FUNCTION_INFO_V1(connbudget_budgets_changed);
@@ -23,6 +24,7 @@ PGDLLEXPORT Datum connbudget_budgets_changed(PG_FUNCTION_ARGS);
 #include <cstring>
 
 #include "pg/budget_row.hpp"
+#include "pg/budgets_triggers.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
 
@@ -70,10 +72,15 @@ TriggerData* trigger_data(FunctionCallInfo fcinfo) {
 // The whole table must fit what shared memory and the server can hold.
 void check_table_totals(Relation budgets) {
   // Serializes writers of the table through this check; it does not block readers,
-  // the worker, or plain row locks (ShareUpdateExclusive conflicts only with itself here).
+  // the worker, or row writes (ShareUpdateExclusive conflicts only with itself here).
   LockRelationOid(RelationGetRelid(budgets), ShareUpdateExclusiveLock);
   SPI_connect();
-  SPI_execute("SELECT count(*), coalesce(sum(reserved), 0) FROM connbudget.budgets", false, 1);
+  // The latest snapshot, as foreign-key checks use: under REPEATABLE READ the transaction's
+  // own snapshot would miss budgets another writer committed while we waited for the lock.
+  SPIPlanPtr plan = SPI_prepare(
+      "SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(reserved), 0) "
+      "FROM connbudget.budgets", 0, nullptr);
+  SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, false, 1);
   bool is_null = false;
   const int64 count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null));
   const int64 reserved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &is_null));
@@ -98,6 +105,9 @@ void check_table_totals(Relation budgets) {
 }
 
 }  // namespace
+
+bool budgets_changed_in_this_transaction() { return wake_worker_at_commit; }
+
 }  // namespace connbudget::pg
 
 using namespace connbudget::pg;

@@ -18,6 +18,7 @@ PGDLLEXPORT Datum connbudget_reload(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_reset_stats(PG_FUNCTION_ARGS);
 }
 
+#include "pg/budgets_triggers.hpp"
 #include "pg/login_attributes.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
@@ -52,15 +53,18 @@ Datum connbudget_match(PG_FUNCTION_ARGS) {
 // reload(): has the worker load the budgets now; returns the generation then live.
 Datum connbudget_reload(PG_FUNCTION_ARGS) {
   SharedState& state = require_shared_state();
+  if (budgets_changed_in_this_transaction())
+    ereport(WARNING, (errmsg("connbudget.reload() does not see this transaction's changes to connbudget.budgets"),
+                      errdetail("They are loaded when the transaction commits.")));
   const uint64 request = pg_atomic_add_fetch_u64(&state.reload_requests, 1);
   wake_worker();
   const TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kReloadTimeoutMs);
   for (;;) {
     LWLockAcquire(state.lock, LW_SHARED);
     const bool answered = state.reloads_answered >= request;
-    const uint64 generation = ledger().header().generation;
+    const uint64 generation = state.answered_generation;
     char error[kErrorLength];
-    strlcpy(error, state.last_error, sizeof error);
+    strlcpy(error, state.answered_error, sizeof error);
     const bool worker_running = state.worker_pid != 0;
     LWLockRelease(state.lock);
 
@@ -89,11 +93,6 @@ Datum connbudget_reset_stats(PG_FUNCTION_ARGS) {
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
   const bool found = ledger().reset_stats(name ? std::optional<std::string_view>(name) : std::nullopt, now);
-  LWLockRelease(state.lock);
-  if (!found)
-    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-                    errmsg("connection budget \"%s\" does not exist", name),
-                    errhint("See SELECT budget FROM connbudget.status.")));
   if (!name) {
     pg_atomic_write_u64(&state.logins_timed, 0);
     pg_atomic_write_u64(&state.login_ns_total, 0);
@@ -101,5 +100,10 @@ Datum connbudget_reset_stats(PG_FUNCTION_ARGS) {
     for (pg_atomic_uint64& bucket : state.login_ns_histogram) pg_atomic_write_u64(&bucket, 0);
     state.login_cost_reset = now;
   }
+  LWLockRelease(state.lock);
+  if (!found)
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                    errmsg("connection budget \"%s\" does not exist", name),
+                    errhint("See SELECT budget FROM connbudget.status.")));
   PG_RETURN_VOID();
 }

@@ -32,7 +32,9 @@ struct SharedState {
   // Loading budgets.
   pg_atomic_uint64 changes;          // commits that changed connbudget.budgets
   pg_atomic_uint64 reload_requests;  // connbudget.reload() calls
-  uint64 reloads_answered;           // highest reload request the worker has answered
+  uint64 reloads_answered;           // highest reload request the worker has answered,
+  uint64 answered_generation;        // the generation live after that load,
+  char answered_error[kErrorLength];  // and why that load failed (empty: it did not)
   int budgets_loaded;
   TimestampTz loaded_at;   // last load that succeeded
   TimestampTz checked_at;  // last load attempt

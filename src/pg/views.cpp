@@ -83,15 +83,25 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
   InitMaterializedSRF(fcinfo, 0);
   auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
 
-  // Budgets in match order, then default and exempt.
-  LWLockAcquire(state.lock, LW_SHARED);
-  const std::span<const std::int32_t> order = ledger().match_order();
-  const std::size_t count = order.size() + 2;
-  auto* budgets = static_cast<BudgetState*>(palloc(sizeof(BudgetState) * count));
-  for (std::size_t i = 0; i < order.size(); ++i) budgets[i] = ledger().budgets()[order[i]];
-  budgets[order.size()] = ledger().budgets()[kDefaultBudget];
-  budgets[order.size() + 1] = ledger().budgets()[kExemptBudget];
-  LWLockRelease(state.lock);
+  // Budgets in match order, then default and exempt; memory is allocated outside the lock
+  // (if the configuration grew meanwhile, allocate again).
+  BudgetState* budgets = nullptr;
+  std::size_t count = 0, allocated = 0;
+  for (;;) {
+    LWLockAcquire(state.lock, LW_SHARED);
+    const std::span<const std::int32_t> order = ledger().match_order();
+    count = order.size() + 2;
+    if (count <= allocated) {
+      for (std::size_t i = 0; i < order.size(); ++i) budgets[i] = ledger().budgets()[order[i]];
+      budgets[order.size()] = ledger().budgets()[kDefaultBudget];
+      budgets[order.size() + 1] = ledger().budgets()[kExemptBudget];
+      LWLockRelease(state.lock);
+      break;
+    }
+    LWLockRelease(state.lock);
+    budgets = static_cast<BudgetState*>(palloc(sizeof(BudgetState) * count));
+    allocated = count;
+  }
 
   const BudgetLimits default_limits = default_budget_limits();
   for (std::size_t i = 0; i < count; ++i) {
@@ -206,12 +216,16 @@ Datum connbudget_login_cost(PG_FUNCTION_ARGS) {
       break;
     }
   }
+  LWLockAcquire(state.lock, LW_SHARED);
+  const TimestampTz since = state.login_cost_reset;
+  LWLockRelease(state.lock);
+
   Row<5> row;
   row.bigint(static_cast<std::int64_t>(logins));
   logins ? row.number(total / 1000.0 / logins) : row.null();
   logins ? row.number(p99_ns / 1000.0) : row.null();
   logins ? row.number(pg_atomic_read_u64(&state.login_ns_max) / 1000.0) : row.null();
-  row.timestamp(state.login_cost_reset);
+  row.timestamp(since);
   row.emit(rsinfo);
   return static_cast<Datum>(0);
 }

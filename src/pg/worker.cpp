@@ -15,6 +15,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 }
 
@@ -36,7 +37,7 @@ constexpr long kMaxConnectBackoffMs = 60000;
 void announce(SharedState& state) {
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
   if (state.worker_connecting) ++state.worker_connect_failures;  // the last attempt died
-  state.worker_connecting = true;
+  state.worker_connecting = false;
   state.worker_pid = MyProcPid;
   state.worker_latch = MyLatch;
   LWLockRelease(state.lock);
@@ -68,10 +69,10 @@ void back_off(SharedState& state) {
   CHECK_FOR_INTERRUPTS();
 }
 
-void mark_connected(SharedState& state) {
+void set_connecting(SharedState& state, bool connecting) {
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
-  state.worker_connecting = false;
-  state.worker_connect_failures = 0;
+  state.worker_connecting = connecting;
+  if (!connecting) state.worker_connect_failures = 0;
   LWLockRelease(state.lock);
 }
 
@@ -138,7 +139,11 @@ void connbudget_worker_main(Datum) {
   announce(state);
   before_shmem_exit(forget, 0);
   back_off(state);
+  set_connecting(state, true);
   BackgroundWorkerInitializeConnection(database, nullptr, 0);
-  mark_connected(state);
+  set_connecting(state, false);
+  // The worker runs as the bootstrap superuser: resolve nothing through a search_path
+  // that a database owner could have set.
+  SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
   run(state);
 }
