@@ -2,7 +2,7 @@
 # Benchmarks what pg_connbudget costs, side by side in one run on two throwaway servers:
 #  1. login throughput and backend CPU per login (pgbench -C: a new connection per
 #     transaction) with the library preloaded and without, on two servers that swap roles;
-#  2. the admission path's own cost per login, measured inside the hook (connbudget.login_cost);
+#  2. the admission path's own cost per login, measured inside the hook (connbudget.latency);
 #  3. how long a committed change to connbudget.budgets takes to be live (COMMIT -> status).
 # Prints figures; asserts nothing. Needs the extension installed (make install). Run as a
 # user that may run PostgreSQL (not root). ROUNDS and LOGINS tune it.
@@ -85,7 +85,7 @@ echo "median backend CPU per login: without $(median "${cpu_without[@]}") us, wi
 export PGPORT=${port[$on]}
 echo
 echo "Admission cost inside the login hook, last 'with' run (role lookup, classify among 21 budgets, book):"
-psql -X -c "SELECT logins, round(mean_us::numeric, 1) AS mean_us, p99_us AS p99_us_bucket_bound, round(max_us::numeric, 1) AS max_us FROM connbudget.login_cost"
+psql -X -c "SELECT count AS logins, round(mean_us::numeric, 1) AS mean_us, round(p50_us::numeric, 1) AS p50_us, round(p99_us::numeric, 1) AS p99_us, round(max_us::numeric, 1) AS max_us FROM connbudget.latency WHERE measure = 'admission'"
 
 echo "COMMIT -> live in connbudget.status (20 UPDATEs of connbudget.budgets), ms:"
 for i in $(seq 20); do

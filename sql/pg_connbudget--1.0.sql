@@ -43,11 +43,11 @@ CREATE FUNCTION connbudget.status(
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_status' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.status AS SELECT * FROM connbudget.status();
 
--- One row per counted session.
+-- One row per counted session ('active') or queued login ('waiting').
 CREATE FUNCTION connbudget.sessions(
     OUT pid integer, OUT budget text, OUT state text, OUT application_name text,
     OUT role_name text, OUT database_name text, OUT client_addr inet, OUT since timestamptz,
-    OUT waited_ms double precision)
+    OUT waited_ms double precision, OUT queue_position integer)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_sessions' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.sessions AS SELECT * FROM connbudget.sessions();
 
@@ -59,12 +59,13 @@ CREATE FUNCTION connbudget.worker(
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_worker' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.worker AS SELECT * FROM connbudget.worker();
 
--- What admission costs per login, measured inside the login hook.
-CREATE FUNCTION connbudget.login_cost(
-    OUT logins bigint, OUT mean_us double precision, OUT p99_us double precision,
-    OUT max_us double precision, OUT since timestamptz)
-RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_login_cost' LANGUAGE C STRICT VOLATILE;
-CREATE VIEW connbudget.login_cost AS SELECT * FROM connbudget.login_cost();
+-- Latencies measured inside the extension: 'admission' (the login hook's own time per
+-- login) and 'handoff' (a freed slot handed to a queued login -> that login runs).
+CREATE FUNCTION connbudget.latency(
+    OUT measure text, OUT count bigint, OUT mean_us double precision, OUT p50_us double precision,
+    OUT p99_us double precision, OUT max_us double precision, OUT since timestamptz)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_latency' LANGUAGE C STRICT VOLATILE;
+CREATE VIEW connbudget.latency AS SELECT * FROM connbudget.latency();
 
 CREATE FUNCTION connbudget.match(application_name text, role_name text, database_name text,
                                  client_addr inet DEFAULT NULL)
@@ -80,7 +81,7 @@ CREATE FUNCTION connbudget.reset_stats(budget text DEFAULT NULL) RETURNS void
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA connbudget FROM PUBLIC;
 GRANT USAGE ON SCHEMA connbudget TO pg_monitor;
 GRANT SELECT ON connbudget.budgets, connbudget.status, connbudget.sessions,
-                connbudget.worker, connbudget.login_cost TO pg_monitor;
+                connbudget.worker, connbudget.latency TO pg_monitor;
 GRANT EXECUTE ON FUNCTION connbudget.status(), connbudget.sessions(), connbudget.worker(),
-                          connbudget.login_cost(), connbudget.match(text, text, text, inet)
+                          connbudget.latency(), connbudget.match(text, text, text, inet)
     TO pg_monitor;

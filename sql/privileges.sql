@@ -15,7 +15,7 @@ SET ROLE regress_watcher;
 SELECT budget FROM connbudget.status ORDER BY budget;
 SELECT count(*) >= 1 AS sees_sessions FROM connbudget.sessions;
 SELECT database, last_error FROM connbudget.worker;
-SELECT logins > 0 AS timed FROM connbudget.login_cost;
+SELECT count > 0 AS timed FROM connbudget.latency WHERE measure = 'admission';
 SELECT connbudget.match('a', 'b', 'c');
 SELECT count(*) FROM connbudget.budgets;
 SELECT connbudget.reload();

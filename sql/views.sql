@@ -1,4 +1,4 @@
--- connbudget.status, sessions, worker and login_cost, and reset_stats().
+-- connbudget.status, sessions, worker and latency, and reset_stats().
 INSERT INTO connbudget.budgets (name, application_name, max_connections, reserved, on_full, mode)
 VALUES ('api', 'backend', 10, 4, 'reject', 'enforce'),
        ('workers', '%worker', 20, 0, 'queue', 'monitor');
@@ -10,7 +10,8 @@ SELECT budget, max_connections, reserved, on_full, mode, active, waiting, queued
   FROM connbudget.status;
 
 -- This superuser session is counted under exempt.
-SELECT budget, state, role_name = current_user AS me, database_name, client_addr, waited_ms
+SELECT budget, state, role_name = current_user AS me, database_name, client_addr, waited_ms,
+       queue_position
   FROM connbudget.sessions WHERE pid = pg_backend_pid();
 SELECT active >= 1 AS counted FROM connbudget.status WHERE budget = 'exempt';
 
@@ -24,7 +25,7 @@ SELECT connbudget.reset_stats('exempt');
 SELECT admitted, rejected FROM connbudget.status WHERE budget = 'exempt';
 SELECT connbudget.reset_stats();
 SELECT bool_and(admitted = 0 AND rejected = 0) AS all_zero FROM connbudget.status;
-SELECT logins FROM connbudget.login_cost;
+SELECT measure, count FROM connbudget.latency;
 SELECT connbudget.reset_stats('no_such_budget');
 
 -- reload() cannot see uncommitted changes, and says so; COMMIT loads them.

@@ -44,9 +44,9 @@ std::size_t Ledger::bytes_needed(std::int32_t max_budgets, std::int32_t max_sess
          aligned(static_cast<std::size_t>(max_sessions) * sizeof(SessionState));
 }
 
-std::size_t Ledger::scratch_entries(std::int32_t max_budgets) noexcept {
+std::size_t Ledger::scratch_entries(std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
   return static_cast<std::size_t>(max_budgets) + 2 * budget_slots(max_budgets) +
-         hash_table_size(max_budgets);
+         hash_table_size(max_budgets) + static_cast<std::size_t>(max_sessions);
 }
 
 Ledger::Ledger(void* block, std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
@@ -80,26 +80,24 @@ std::int32_t Ledger::classify(const LoginAttributes& login, bool exempt) const n
   return kDefaultBudget;
 }
 
-const BudgetLimits& Ledger::limits_of(std::int32_t budget, const BudgetLimits& default_limits) const noexcept {
+const BudgetLimits& Ledger::limits_of(std::int32_t budget) const noexcept {
   static constexpr BudgetLimits unlimited{};
-  if (budget == kDefaultBudget) return default_limits;
-  if (budget == kExemptBudget) return unlimited;
-  return budgets_[budget].definition.limits;
+  return budget == kExemptBudget ? unlimited : budgets_[budget].definition.limits;
 }
 
 Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
-                        std::int32_t pid, const BudgetLimits& default_limits,
-                        bool enforcement_enabled, std::int64_t now_us) noexcept {
+                        std::int32_t pid, const Policy& policy, std::int64_t now_us) noexcept {
   if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size() || budget < 0 ||
       static_cast<std::size_t>(budget) >= budgets_.size())
-    return Admission{Verdict::Admit, kNoBudget, 0, BudgetLimits::kUnlimited};
-  release(session);  // a slot is never booked twice
+    return Admission{Verdict::Admit, kNoBudget, 0, 0, BudgetLimits::kUnlimited, 0, kNoSession};
+  budgets_[kDefaultBudget].definition.limits = policy.default_limits;
+  const std::int32_t woken = release(session, now_us);  // a slot is never booked twice
 
   BudgetState& state = budgets_[budget];
-  const BudgetLimits& limits = limits_of(budget, default_limits);
-  const Admission admission{decide(limits, state.active, enforcement_enabled), budget, state.active,
-                            limits.max_connections};
-  if (admission.verdict == Verdict::Refuse) {
+  const BudgetLimits& limits = limits_of(budget);
+  Admission admission{decide(limits, state.active, state.waiting, policy), budget, state.active,
+                      state.waiting, limits.max_connections, policy.queue_timeout_of(limits), woken};
+  if (admission.verdict == Verdict::Refuse || admission.verdict == Verdict::RefuseQueueFull) {
     ++state.counters.rejected;
     return admission;
   }
@@ -112,18 +110,99 @@ Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAt
   slot.role_name.assign_truncated(login.role_name);
   slot.database_name.assign_truncated(login.database_name);
   slot.client_addr = login.client_addr;
+  if (admission.verdict == Verdict::Queue) {
+    slot.phase = SessionPhase::Waiting;
+    slot.ticket = header_->next_ticket++;
+    enqueue(session);
+    ++state.counters.queued;
+    return admission;
+  }
+  slot.phase = SessionPhase::Active;
   ++state.active;
   ++state.counters.admitted;
   record_peak(state);
   return admission;
 }
 
-void Ledger::release(std::int32_t session) noexcept {
-  if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size()) return;
+void Ledger::enqueue(std::int32_t session) noexcept {
   SessionState& slot = sessions_[session];
-  if (slot.budget == kNoBudget) return;
-  --budgets_[slot.budget].active;
+  BudgetState& budget = budgets_[slot.budget];
+  slot.next = kNoSession;
+  slot.prev = budget.queue_tail;
+  if (budget.queue_tail != kNoSession)
+    sessions_[budget.queue_tail].next = session;
+  else
+    budget.queue_head = session;
+  budget.queue_tail = session;
+  ++budget.waiting;
+}
+
+void Ledger::unlink(std::int32_t session) noexcept {
+  SessionState& slot = sessions_[session];
+  BudgetState& budget = budgets_[slot.budget];
+  if (slot.prev != kNoSession)
+    sessions_[slot.prev].next = slot.next;
+  else
+    budget.queue_head = slot.next;
+  if (slot.next != kNoSession)
+    sessions_[slot.next].prev = slot.prev;
+  else
+    budget.queue_tail = slot.prev;
+  slot.next = slot.prev = kNoSession;
+  --budget.waiting;
+}
+
+std::int32_t Ledger::grant_next(std::int32_t budget, std::int64_t now_us) noexcept {
+  BudgetState& state = budgets_[budget];
+  const std::int32_t waiter = state.queue_head;
+  if (waiter == kNoSession || !has_room(limits_of(budget), state.active)) return kNoSession;
+  unlink(waiter);
+  SessionState& slot = sessions_[waiter];
+  slot.phase = SessionPhase::Active;
+  slot.waited_us = now_us - slot.since_us;
+  slot.granted_us = now_us;
+  slot.since_us = now_us;
+  ++state.active;
+  ++state.counters.admitted;
+  ++state.counters.waits;
+  state.counters.wait_total_us += slot.waited_us;
+  state.counters.wait_max_us = std::max(state.counters.wait_max_us, slot.waited_us);
+  record_peak(state);
+  return waiter;
+}
+
+std::int32_t Ledger::release(std::int32_t session, std::int64_t now_us) noexcept {
+  if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size()) return kNoSession;
+  SessionState& slot = sessions_[session];
+  const std::int32_t budget = slot.budget;
+  if (slot.phase == SessionPhase::Free) return kNoSession;
+  if (slot.phase == SessionPhase::Waiting) {
+    unlink(session);
+    ++budgets_[budget].counters.abandoned;
+  } else {
+    --budgets_[budget].active;
+  }
   slot = SessionState();
+  return grant_next(budget, now_us);
+}
+
+Departed Ledger::leave_queue(std::int32_t session, Departure why, std::int64_t now_us) noexcept {
+  if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size()) return {};
+  SessionState& slot = sessions_[session];
+  if (slot.phase != SessionPhase::Waiting) return {};
+  const std::int32_t budget = slot.budget;
+  unlink(session);
+  BudgetCounters& counters = budgets_[budget].counters;
+  ++(why == Departure::TimedOut ? counters.timed_out : counters.abandoned);
+  slot = SessionState();
+  return {true, grant_next(budget, now_us)};
+}
+
+std::int32_t Ledger::queue_position(std::int32_t session) const noexcept {
+  if (sessions_[session].phase != SessionPhase::Waiting) return 0;
+  std::int32_t position = 1;
+  for (std::int32_t s = sessions_[session].prev; s != kNoSession; s = sessions_[s].prev) ++position;
+  return position;
 }
 
 std::size_t Ledger::table_size() const noexcept {
@@ -131,11 +210,15 @@ std::size_t Ledger::table_size() const noexcept {
 }
 
 ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definitions,
-                                      std::span<std::int32_t> scratch, std::int64_t now_us) noexcept {
+                                      const BudgetLimits& default_limits,
+                                      std::span<std::int32_t> scratch, std::span<std::int32_t> woken,
+                                      std::int64_t now_us) noexcept {
   using Status = ReconfigureResult::Status;
   ReconfigureResult result;
   const std::size_t count = definitions.size();
-  if (count > match_order_.size() || scratch.size() < scratch_entries(static_cast<std::int32_t>(match_order_.size()))) {
+  if (count > match_order_.size() || woken.size() < sessions_.size() ||
+      scratch.size() < scratch_entries(static_cast<std::int32_t>(match_order_.size()),
+                                       static_cast<std::int32_t>(sessions_.size()))) {
     result.status = Status::TooManyBudgets;
     return result;
   }
@@ -143,6 +226,7 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   const std::span<std::int32_t> mark = scratch.subspan(slot_of.size(), budgets_.size());
   const std::span<std::int32_t> expected = scratch.subspan(slot_of.size() + mark.size(), budgets_.size());
   const std::span<std::int32_t> table = scratch.subspan(slot_of.size() + 2 * budgets_.size(), table_size());
+  const std::span<std::int32_t> waiters = scratch.subspan(slot_of.size() + 2 * budgets_.size() + table.size(), sessions_.size());
   const std::size_t mask = table.size() - 1;
   std::ranges::fill(slot_of, kNoBudget);
   std::ranges::fill(mark, kUntouched);
@@ -201,18 +285,32 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
     uses_role_groups = uses_role_groups || definitions[i].rule.role_is_group;
   }
 
-  // Recount from the session slots, moving sessions of deleted budgets to default.
-  for (BudgetState& budget : budgets_) budget.active = 0;
-  for (SessionState& session : sessions_) {
-    if (session.budget == kNoBudget) continue;
+  // Recount from the session slots, moving sessions and waiters of deleted budgets to
+  // default, and rebuild every queue in arrival order.
+  for (BudgetState& budget : budgets_) {
+    budget.active = budget.waiting = 0;
+    budget.queue_head = budget.queue_tail = kNoSession;
+  }
+  std::size_t waiter_count = 0;
+  for (std::size_t s = 0; s < sessions_.size(); ++s) {
+    SessionState& session = sessions_[s];
+    if (session.phase == SessionPhase::Free) continue;
     if (session.budget >= kFirstConfiguredBudget && mark[session.budget] != kKept) {
-      --expected[session.budget];
-      ++expected[kDefaultBudget];
+      if (session.phase == SessionPhase::Active) {
+        --expected[session.budget];
+        ++expected[kDefaultBudget];
+      }
       session.budget = kDefaultBudget;
       ++result.moved_to_default;
     }
-    ++budgets_[session.budget].active;
+    if (session.phase == SessionPhase::Active)
+      ++budgets_[session.budget].active;
+    else
+      waiters[waiter_count++] = static_cast<std::int32_t>(s);
   }
+  std::sort(waiters.begin(), waiters.begin() + waiter_count,
+            [this](std::int32_t a, std::int32_t b) { return sessions_[a].ticket < sessions_[b].ticket; });
+  for (std::size_t i = 0; i < waiter_count; ++i) enqueue(waiters[i]);
   for (std::size_t slot = 0; slot < budgets_.size(); ++slot) {
     if (mark[slot] == kNew) continue;
     if (budgets_[slot].active != expected[slot]) ++result.corrected;
@@ -221,8 +319,14 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
 
   header_->configured_count = static_cast<std::int32_t>(count);
   header_->uses_role_groups = uses_role_groups;
+  budgets_[kDefaultBudget].definition.limits = default_limits;
   if (changed) ++header_->generation;
   result.status = changed ? Status::Applied : Status::Unchanged;
+
+  // Raised limits (or waiters moved to a budget with room) admit waiters at once.
+  for (std::size_t budget = 0; budget < budgets_.size(); ++budget)
+    for (std::int32_t w; (w = grant_next(static_cast<std::int32_t>(budget), now_us)) != kNoSession;)
+      woken[result.woken++] = w;
   return result;
 }
 

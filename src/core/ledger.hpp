@@ -25,6 +25,7 @@ inline constexpr std::int32_t kNoBudget = -1;
 inline constexpr std::int32_t kDefaultBudget = 0;  // logins no budget matches
 inline constexpr std::int32_t kExemptBudget = 1;   // superusers, never limited
 inline constexpr std::int32_t kFirstConfiguredBudget = 2;
+inline constexpr std::int32_t kNoSession = -1;
 
 struct BudgetCounters {
   std::int64_t admitted = 0;
@@ -40,16 +41,27 @@ struct BudgetCounters {
 };
 
 struct BudgetState {
-  BudgetDefinition definition;
+  BudgetDefinition definition;  // for default: the limits of the last login's settings
   bool configured = false;  // part of the live configuration (always true for the implicit two)
   std::int32_t active = 0;
+  std::int32_t waiting = 0;
+  std::int32_t queue_head = kNoSession;  // oldest waiter
+  std::int32_t queue_tail = kNoSession;  // newest waiter
   BudgetCounters counters;
 };
 
+enum class SessionPhase : std::uint8_t { Free, Waiting, Active };
+
 struct SessionState {
-  std::int32_t budget = kNoBudget;  // kNoBudget: the slot is free
+  SessionPhase phase = SessionPhase::Free;
+  std::int32_t budget = kNoBudget;
   std::int32_t pid = 0;
-  std::int64_t since_us = 0;
+  std::int64_t since_us = 0;     // when it began to wait, or to hold its slot
+  std::int64_t waited_us = 0;    // active: how long it waited before its slot was granted
+  std::int64_t granted_us = 0;   // active after waiting: when the slot was handed to it
+  std::uint64_t ticket = 0;      // waiting: arrival order across all budgets
+  std::int32_t next = kNoSession;  // waiting: the next (younger) waiter of the budget
+  std::int32_t prev = kNoSession;
   FixedString<kNameMax> application_name;  // truncated like pg_stat_activity's
   FixedString<kNameMax> role_name;
   FixedString<kNameMax> database_name;
@@ -58,6 +70,7 @@ struct SessionState {
 
 struct LedgerHeader {
   std::uint64_t generation = 0;  // bumped by every reconfigure() that changes something
+  std::uint64_t next_ticket = 1;
   std::int32_t configured_count = 0;
   bool uses_role_groups = false;  // some budget matches "+role": logins must supply member_of
 };
@@ -65,15 +78,27 @@ struct LedgerHeader {
 struct Admission {
   Verdict verdict = Verdict::Admit;
   std::int32_t budget = kNoBudget;
-  std::int32_t active = 0;  // sessions the budget held when the login was decided
+  std::int32_t active = 0;   // sessions the budget held when the login was decided
+  std::int32_t waiting = 0;  // logins that waited for it then (not counting this one)
   std::int32_t limit = BudgetLimits::kUnlimited;
+  std::int32_t queue_timeout_ms = 0;  // with Verdict::Queue: how long to wait at most
+  std::int32_t woken = kNoSession;    // a waiter granted the slot this session held before
+};
+
+// Why a waiting login leaves the queue without its slot.
+enum class Departure : std::uint8_t { TimedOut, Abandoned };
+
+struct Departed {
+  bool left = false;  // false: the slot had been granted already, the login is admitted
+  std::int32_t woken = kNoSession;
 };
 
 struct ReconfigureResult {
   enum class Status : std::uint8_t { Applied, Unchanged, TooManyBudgets, DuplicateName };
   Status status = Status::Unchanged;
   std::int32_t moved_to_default = 0;  // sessions of deleted budgets, now counted under default
-  std::int32_t corrected = 0;         // budgets whose count disagreed with their sessions
+  std::int32_t corrected = 0;         // budgets whose counts disagreed with their sessions
+  std::int32_t woken = 0;             // waiters granted a slot: the first entries of `woken`
   std::string_view duplicate;         // with DuplicateName: the name (a view into the input)
 };
 
@@ -81,7 +106,7 @@ class Ledger {
  public:
   static std::size_t bytes_needed(std::int32_t max_budgets, std::int32_t max_sessions) noexcept;
   // Scratch entries reconfigure() needs, so that nothing is allocated under the lock.
-  static std::size_t scratch_entries(std::int32_t max_budgets) noexcept;
+  static std::size_t scratch_entries(std::int32_t max_budgets, std::int32_t max_sessions) noexcept;
 
   // Views a block of bytes_needed() bytes; initialize() it once, when the block is new.
   Ledger(void* block, std::int32_t max_budgets, std::int32_t max_sessions) noexcept;
@@ -91,20 +116,28 @@ class Ledger {
   // budget (in match order) whose rule matches, else kDefaultBudget.
   std::int32_t classify(const LoginAttributes& login, bool exempt) const noexcept;
 
-  // Decides the login of session slot `session` into `budget` and, unless refused, books
-  // the slot. default_limits are the implicit budget's (from settings).
+  // Decides the login of session slot `session` into `budget` and books the slot as
+  // active (admitted) or waiting (queued), or books nothing (refused). A slot still booked
+  // is released first. Also records the policy's default limits as the default budget's.
   Admission admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
-                  std::int32_t pid, const BudgetLimits& default_limits, bool enforcement_enabled,
-                  std::int64_t now_us) noexcept;
+                  std::int32_t pid, const Policy& policy, std::int64_t now_us) noexcept;
 
-  // Gives back what session slot `session` holds, if anything. Idempotent.
-  void release(std::int32_t session) noexcept;
+  // Gives back what session slot `session` holds, if anything (a waiter leaving this way
+  // counts as abandoned). Returns the waiter granted the freed slot, or kNoSession.
+  std::int32_t release(std::int32_t session, std::int64_t now_us) noexcept;
 
-  // Makes `definitions` (validated, in match order) the live configuration. Budgets keep
-  // their counters by name; sessions of deleted budgets move to default; counts are
-  // recounted from the session slots. On an error status nothing has changed.
+  // A waiting login gives up its place. If its slot was granted meanwhile it stays
+  // admitted (left = false); the caller decides that race under the lock.
+  Departed leave_queue(std::int32_t session, Departure why, std::int64_t now_us) noexcept;
+
+  // Makes `definitions` (validated, in match order) and `default_limits` the live
+  // configuration. Budgets keep their counters by name; sessions and waiters of deleted
+  // budgets move to default; counts and queues are rebuilt from the session slots; waiters
+  // that now fit are granted their slot and listed in `woken` (max_sessions entries). On
+  // an error status nothing has changed.
   ReconfigureResult reconfigure(std::span<const BudgetDefinition> definitions,
-                                std::span<std::int32_t> scratch, std::int64_t now_us) noexcept;
+                                const BudgetLimits& default_limits, std::span<std::int32_t> scratch,
+                                std::span<std::int32_t> woken, std::int64_t now_us) noexcept;
 
   // Zeroes the cumulative counters of one budget (by name) or of all; false if unknown.
   bool reset_stats(std::optional<std::string_view> budget, std::int64_t now_us) noexcept;
@@ -112,8 +145,11 @@ class Ledger {
   // Index of the budget called name (configured or implicit), or kNoBudget.
   std::int32_t find(std::string_view name) const noexcept;
 
-  // The limits admit() applies to a budget.
-  const BudgetLimits& limits_of(std::int32_t budget, const BudgetLimits& default_limits) const noexcept;
+  // The limits a budget is held to (for default: those the last login's settings gave).
+  const BudgetLimits& limits_of(std::int32_t budget) const noexcept;
+
+  // A waiting session's place in its budget's queue (1 = next), or 0 if it is not waiting.
+  std::int32_t queue_position(std::int32_t session) const noexcept;
 
   const LedgerHeader& header() const noexcept { return *header_; }
   std::span<const BudgetState> budgets() const noexcept { return budgets_; }
@@ -124,6 +160,10 @@ class Ledger {
 
  private:
   std::size_t table_size() const noexcept;
+  void enqueue(std::int32_t session) noexcept;
+  void unlink(std::int32_t session) noexcept;
+  // Hands a free slot of `budget` to its oldest waiter; returns it, or kNoSession.
+  std::int32_t grant_next(std::int32_t budget, std::int64_t now_us) noexcept;
 
   LedgerHeader* header_;
   std::span<BudgetState> budgets_;       // [default, exempt, configurable slots...]

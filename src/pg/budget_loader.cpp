@@ -8,7 +8,9 @@ extern "C" {
 #include "access/xact.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "pgstat.h"
+#include "postmaster/postmaster.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -30,20 +32,35 @@ char load_error[kErrorLength];
 // The failure last logged, so that a persisting one is logged once.
 char logged_error[kErrorLength];
 
-std::int32_t* reconfigure_scratch() {
-  static std::int32_t* scratch = nullptr;
-  if (!scratch)
-    scratch = static_cast<std::int32_t*>(MemoryContextAlloc(
-        TopMemoryContext, sizeof(std::int32_t) * Ledger::scratch_entries(max_budgets)));
-  return scratch;
+// Worker-local memory for Ledger::reconfigure, allocated once, never under the lock.
+std::span<std::int32_t> worker_array(std::size_t entries) {
+  auto* memory = static_cast<std::int32_t*>(MemoryContextAlloc(TopMemoryContext, sizeof(std::int32_t) * entries));
+  return {memory, entries};
+}
+
+// Queued logins cannot wait longer than authentication_timeout: say so when a budget asks.
+void warn_about_capped_timeouts(std::span<const BudgetDefinition> budgets) {
+  const Policy policy = current_policy();
+  const long cap_ms = AuthenticationTimeout * 1000L;
+  auto warn = [&](const char* name, const BudgetLimits& limits) {
+    if (limits.on_full != OnFull::Queue || policy.queue_timeout_of(limits) <= cap_ms) return;
+    ereport(WARNING, (errmsg("queue_timeout of connection budget \"%s\" (%d ms) exceeds authentication_timeout (%d s)",
+                             name, policy.queue_timeout_of(limits), AuthenticationTimeout),
+                      errdetail("Its logins wait at most %d s, less a moment to tell the client why.",
+                                AuthenticationTimeout)));
+  };
+  for (const BudgetDefinition& budget : budgets) warn(budget.name.c_str(), budget.limits);
+  warn("default", policy.default_limits);
 }
 
 void publish(std::span<const BudgetDefinition> budgets) {
   SharedState& state = *shared_state();
-  const std::span<std::int32_t> scratch{reconfigure_scratch(), Ledger::scratch_entries(max_budgets)};
+  static const std::span<std::int32_t> scratch = worker_array(Ledger::scratch_entries(max_budgets, MaxBackends));
+  static const std::span<std::int32_t> woken = worker_array(static_cast<std::size_t>(MaxBackends));
+  const BudgetLimits default_limits = current_policy().default_limits;
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
-  const ReconfigureResult result = ledger().reconfigure(budgets, scratch, now);
+  const ReconfigureResult result = ledger().reconfigure(budgets, default_limits, scratch, woken, now);
   const bool loaded = result.status == ReconfigureResult::Status::Applied ||
                       result.status == ReconfigureResult::Status::Unchanged;
   if (loaded) {
@@ -52,6 +69,7 @@ void publish(std::span<const BudgetDefinition> budgets) {
   }
   const uint64 generation = ledger().header().generation;
   LWLockRelease(state.lock);
+  for (std::int32_t i = 0; i < result.woken; ++i) wake_session(woken[i]);
 
   if (result.status == ReconfigureResult::Status::DuplicateName)
     std::snprintf(load_error, sizeof load_error, "budget name \"%.*s\" appears more than once",
@@ -59,9 +77,11 @@ void publish(std::span<const BudgetDefinition> budgets) {
   if (result.status == ReconfigureResult::Status::TooManyBudgets)
     std::snprintf(load_error, sizeof load_error, "%zu budgets do not fit connbudget.max_budgets (%d)",
                   budgets.size(), max_budgets);
-  if (result.status == ReconfigureResult::Status::Applied)
+  if (result.status == ReconfigureResult::Status::Applied) {
     ereport(LOG, (errmsg("pg_connbudget: loaded %zu budgets from database \"%s\" (generation %llu)",
                          budgets.size(), database, static_cast<unsigned long long>(generation))));
+    warn_about_capped_timeouts(budgets);
+  }
   if (result.moved_to_default > 0)
     ereport(LOG, (errmsg("pg_connbudget: %d sessions of deleted budgets are now counted under \"default\"",
                          result.moved_to_default)));

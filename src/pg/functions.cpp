@@ -94,11 +94,9 @@ Datum connbudget_reset_stats(PG_FUNCTION_ARGS) {
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
   const bool found = ledger().reset_stats(name ? std::optional<std::string_view>(name) : std::nullopt, now);
   if (!name) {
-    pg_atomic_write_u64(&state.logins_timed, 0);
-    pg_atomic_write_u64(&state.login_ns_total, 0);
-    pg_atomic_write_u64(&state.login_ns_max, 0);
-    for (pg_atomic_uint64& bucket : state.login_ns_histogram) pg_atomic_write_u64(&bucket, 0);
-    state.login_cost_reset = now;
+    state.admission_cost.reset();
+    state.handoff.reset();
+    state.latency_reset = now;
   }
   LWLockRelease(state.lock);
   if (!found)

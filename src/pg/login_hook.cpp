@@ -1,22 +1,27 @@
 // The login path. Runs in each new backend during authentication (ClientAuthentication
-// hook): classifies the login, then books a slot or refuses it with FATAL 53300.
+// hook): classifies the login, then books a slot, queues it, or refuses it with FATAL 53300.
 //
 // Rules: no I/O and no waiting on the worker; catalog lookups happen before the lock; one
 // exclusive acquisition of our LWLock, held only for classify + admit (no ereport, no
 // allocation inside); the release callback is registered before a slot is booked, so every
-// way out of the process (logout, later FATAL, termination) gives the slot back.
+// way out of the process (logout, later FATAL, termination) gives the slot back. A queued
+// login waits on its own latch, outside the lock; the session that frees a slot hands it
+// over under the lock and sets the waiter's latch.
 extern "C" {
 #include "postgres.h"
 
 #include "libpq/auth.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/postmaster.h"
 #include "replication/walsender.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/timestamp.h"
 }
 
-#include <bit>
+#include <algorithm>
 #include <chrono>
 
 #include "pg/login_attributes.hpp"
@@ -27,8 +32,14 @@ extern "C" {
 namespace connbudget::pg {
 namespace {
 
+// A queued login stops waiting this long before authentication_timeout ends it, so that
+// the client gets our message rather than a closed connection.
+constexpr long kAuthenticationTimeoutMarginMs = 100;
+
+using Clock = std::chrono::steady_clock;
+
 ClientAuthentication_hook_type previous_hook = nullptr;
-int booked_session = -1;  // the session slot this backend booked, or -1
+int booked_session = -1;  // the session slot this backend booked (active or waiting), or -1
 
 int my_session_slot() {
 #if PG_VERSION_NUM >= 170000
@@ -41,23 +52,12 @@ int my_session_slot() {
 void release_session(int, Datum) {
   SharedState* state = shared_state();
   if (booked_session < 0 || !state) return;
+  const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(state->lock, LW_EXCLUSIVE);
-  ledger().release(booked_session);
+  const std::int32_t woken = ledger().release(booked_session, now);
   LWLockRelease(state->lock);
   booked_session = -1;
-}
-
-using Clock = std::chrono::steady_clock;
-
-void record_cost(SharedState& state, Clock::time_point started) {
-  const uint64 ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started).count();
-  pg_atomic_fetch_add_u64(&state.logins_timed, 1);
-  pg_atomic_fetch_add_u64(&state.login_ns_total, ns);
-  const int bucket = std::min<int>(kLoginCostBuckets - 1, ns ? std::bit_width(ns) - 1 : 0);
-  pg_atomic_fetch_add_u64(&state.login_ns_histogram[bucket], 1);
-  uint64 max = pg_atomic_read_u64(&state.login_ns_max);
-  while (ns > max && !pg_atomic_compare_exchange_u64(&state.login_ns_max, &max, ns)) {
-  }
+  wake_session(woken);
 }
 
 // What the messages need, copied out from under the lock.
@@ -65,10 +65,11 @@ struct Outcome {
   Admission admission;
   FixedString<kNameMax> budget;
   Mode mode = Mode::Enforce;
+  OnFull on_full = OnFull::Reject;
 };
 
 Outcome admit(SharedState& state, Login& login) {
-  const BudgetLimits default_limits = default_budget_limits();
+  const Policy policy = current_policy();
   const TimestampTz now = GetCurrentTimestamp();
   // Read without the lock, so the usual case takes it once; rechecked under it.
   if (ledger().header().uses_role_groups) login.add_groups();
@@ -82,17 +83,106 @@ Outcome admit(SharedState& state, Login& login) {
     }
     Outcome outcome;
     outcome.admission = books.admit(my_session_slot(), books.classify(login.attributes, login.exempt),
-                                    login.attributes, MyProcPid, default_limits, enabled, now);
-    if (outcome.admission.budget != kNoBudget) {
-      const BudgetState& budget = books.budgets()[outcome.admission.budget];
-      outcome.budget = budget.definition.name;
-      outcome.mode = books.limits_of(outcome.admission.budget, default_limits).mode;
+                                    login.attributes, MyProcPid, policy, now);
+    const Admission& a = outcome.admission;
+    if (a.budget != kNoBudget) {
+      outcome.budget = books.budgets()[a.budget].definition.name;
+      outcome.mode = books.limits_of(a.budget).mode;
+      outcome.on_full = books.limits_of(a.budget).on_full;
+      if (a.verdict != Verdict::Refuse && a.verdict != Verdict::RefuseQueueFull)
+        booked_session = my_session_slot();
     }
-    if (outcome.admission.verdict != Verdict::Refuse && outcome.admission.budget != kNoBudget)
-      booked_session = my_session_slot();
     LWLockRelease(state.lock);
+    wake_session(a.woken);
     return outcome;
   }
+}
+
+// The longest a queued login may wait: its budget's queue_timeout, cut short so that it
+// ends before authentication_timeout does.
+long wait_limit_ms(const Admission& queued, bool* capped) {
+  const long elapsed = TimestampDifferenceMilliseconds(MyStartTimestamp, GetCurrentTimestamp());
+  const long allowed = AuthenticationTimeout * 1000L - elapsed - kAuthenticationTimeoutMarginMs;
+  *capped = allowed < queued.queue_timeout_ms;
+  return std::max(0L, std::min<long>(queued.queue_timeout_ms, allowed));
+}
+
+// True once the slot has been handed to this waiting session; records the handoff latency.
+bool slot_granted(SharedState& state, int session) {
+  LWLockAcquire(state.lock, LW_SHARED);
+  const SessionState& slot = ledger().sessions()[session];
+  const bool granted = slot.phase == SessionPhase::Active;
+  const TimestampTz granted_at = slot.granted_us;
+  LWLockRelease(state.lock);
+  if (granted) {
+    const long long waited_us = GetCurrentTimestamp() - granted_at;
+    state.handoff.record(static_cast<std::uint64_t>(std::max(0LL, waited_us)) * 1000);
+  }
+  return granted;
+}
+
+// Leaves the queue; false if the slot was granted first (then the login is admitted).
+bool leave_queue(SharedState& state, int session, Departure why, Admission* counts) {
+  const TimestampTz now = GetCurrentTimestamp();
+  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  const Departed departed = ledger().leave_queue(session, why, now);
+  if (departed.left) {
+    booked_session = -1;
+    counts->active = ledger().budgets()[counts->budget].active;
+    counts->waiting = ledger().budgets()[counts->budget].waiting;
+  }
+  LWLockRelease(state.lock);
+  wake_session(departed.woken);
+  return departed.left;
+}
+
+// Waits in the budget's queue until the slot is handed over (returns), the timeout passes
+// or the client goes away (FATAL). Termination and postmaster death end the wait too; the
+// release callback then takes the login out of the queue.
+void wait_for_slot(SharedState& state, Outcome& queued) {
+  const int session = my_session_slot();
+  bool capped = false;
+  const long limit_ms = wait_limit_ms(queued.admission, &capped);
+  const TimestampTz started = GetCurrentTimestamp();
+  const TimestampTz deadline = TimestampTzPlusMilliseconds(started, limit_ms);
+  WaitEventSet* events = CreateWaitEventSet(CurrentMemoryContext, 3);
+  AddWaitEventToSet(events, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+  AddWaitEventToSet(events, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+  if (MyProcPort && WaitEventSetCanReportClosed())
+    AddWaitEventToSet(events, WL_SOCKET_CLOSED, MyProcPort->sock, nullptr, nullptr);
+
+  std::optional<Departure> departure;
+  for (;;) {
+    if (slot_granted(state, session)) break;
+    const TimestampTz now = GetCurrentTimestamp();
+    if (departure || now >= deadline) {
+      if (!departure) departure = Departure::TimedOut;
+      if (!leave_queue(state, session, *departure, &queued.admission)) break;  // granted first
+      FreeWaitEventSet(events);
+      const long waited_ms = TimestampDifferenceMilliseconds(started, GetCurrentTimestamp());
+      const Admission& a = queued.admission;
+      if (*departure == Departure::Abandoned)
+        ereport(FATAL, (errcode(ERRCODE_CONNECTION_FAILURE),
+                        errmsg("client closed the connection while waiting for a slot in connection budget \"%s\"",
+                               queued.budget.c_str()),
+                        errdetail("waited %ld ms; %d of %d connections in use.", waited_ms, a.active, a.limit)));
+      ereport(FATAL,
+              (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+               errmsg("timed out waiting for a slot in connection budget \"%s\"", queued.budget.c_str()),
+               errdetail("waited %ld ms; %d of %d connections in use.", waited_ms, a.active, a.limit),
+               capped ? errhint("The wait is limited by authentication_timeout (%d s); queue_timeout asks for %d ms.",
+                                AuthenticationTimeout, a.queue_timeout_ms)
+                      : errhint("Raise queue_timeout or max_connections of this budget in connbudget.budgets.")));
+    }
+    WaitEvent event;
+    if (WaitEventSetWait(events, TimestampDifferenceMilliseconds(now, deadline), &event, 1,
+                         PG_WAIT_EXTENSION) == 1 &&
+        (event.events & WL_SOCKET_CLOSED))
+      departure = Departure::Abandoned;
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+  }
+  FreeWaitEventSet(events);
 }
 
 const char* refusal_hint(const Outcome& outcome) {
@@ -100,6 +190,8 @@ const char* refusal_hint(const Outcome& outcome) {
     return "Logins that match no budget share the default budget: raise "
            "connbudget.default_max_connections, or add a budget for this application to "
            "connbudget.budgets.";
+  if (outcome.admission.verdict == Verdict::RefuseQueueFull)
+    return "Retry later, or raise max_queue or max_connections of this budget in connbudget.budgets.";
   return "Retry when sessions of this budget have ended, or raise its max_connections in "
          "connbudget.budgets.";
 }
@@ -117,9 +209,14 @@ void report(const Outcome& outcome, const LoginAttributes& login) {
                        login.role_name.data(), static_cast<int>(login.database_name.size()),
                        login.database_name.data()),
              errhint("%s", refusal_hint(outcome))));
+  if (a.verdict == Verdict::RefuseQueueFull)
+    ereport(FATAL, (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+                    errmsg("connection budget \"%s\" is full and its queue is full", outcome.budget.c_str()),
+                    errdetail("%d of %d connections in use, %d logins waiting.", a.active, a.limit, a.waiting),
+                    errhint("%s", refusal_hint(outcome))));
   if (a.verdict == Verdict::AdmitOverLimit && outcome.mode == Mode::Monitor)
-    ereport(LOG, (errmsg("connection budget \"%s\" would have refused this login (monitor mode)",
-                         outcome.budget.c_str()),
+    ereport(LOG, (errmsg("connection budget \"%s\" would have %s this login (monitor mode)",
+                         outcome.budget.c_str(), outcome.on_full == OnFull::Queue ? "queued" : "refused"),
                   errdetail("%d of %d connections in use.", a.active, a.limit)));
 }
 
@@ -136,9 +233,13 @@ void on_client_authentication(Port* port, int status) {
     before_shmem_exit(release_session, 0);
     release_registered = true;
   }
-  const Outcome outcome = admit(*state, login);
-  record_cost(*state, started);
-  report(outcome, login.attributes);
+  Outcome outcome = admit(*state, login);
+  state->admission_cost.record(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started).count()));
+  if (outcome.admission.verdict == Verdict::Queue)
+    wait_for_slot(*state, outcome);
+  else
+    report(outcome, login.attributes);
 }
 
 }  // namespace

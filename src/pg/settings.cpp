@@ -69,11 +69,14 @@ void define_settings() {
   MarkGUCPrefixReserved("connbudget");
 }
 
-BudgetLimits default_budget_limits() {
-  BudgetLimits limits;
-  limits.max_connections = default_max_connections;
-  limits.on_full = static_cast<OnFull>(default_on_full);
-  return limits;
+Policy current_policy() {
+  Policy policy;
+  policy.default_limits.max_connections = default_max_connections;
+  policy.default_limits.on_full = static_cast<OnFull>(default_on_full);
+  policy.queue_timeout_ms = queue_timeout_ms;
+  policy.max_queue = max_queue;
+  policy.enforcement_enabled = enabled;
+  return policy;
 }
 
 }  // namespace connbudget::pg

@@ -1,7 +1,7 @@
 // The connbudget.* GUCs (postgresql.conf settings) and what they imply.
 #pragma once
 
-#include "core/budget.hpp"
+#include "core/admission.hpp"
 
 namespace connbudget::pg {
 
@@ -18,7 +18,8 @@ extern int sample_interval_ms;
 // Defines every setting and reserves the "connbudget." prefix; from _PG_init.
 void define_settings();
 
-// The limits of the implicit `default` budget, as the settings give them.
-BudgetLimits default_budget_limits();
+// What the settings decide: the implicit default budget's limits, queue defaults, and
+// whether enforcement is on.
+Policy current_policy();
 
 }  // namespace connbudget::pg

@@ -5,6 +5,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "storage/ipc.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 }
@@ -46,11 +47,9 @@ void attach_memory() {
     state->lock = &(GetNamedLWLockTranche(kTrancheName))->lock;
     pg_atomic_init_u64(&state->changes, 0);
     pg_atomic_init_u64(&state->reload_requests, 0);
-    pg_atomic_init_u64(&state->logins_timed, 0);
-    pg_atomic_init_u64(&state->login_ns_total, 0);
-    pg_atomic_init_u64(&state->login_ns_max, 0);
-    for (pg_atomic_uint64& bucket : state->login_ns_histogram) pg_atomic_init_u64(&bucket, 0);
-    state->login_cost_reset = GetCurrentTimestamp();
+    new (&state->admission_cost) LatencyHistogram();
+    new (&state->handoff) LatencyHistogram();
+    state->latency_reset = GetCurrentTimestamp();
   }
   if (!found_ledger) ledger_view->initialize(GetCurrentTimestamp());
   LWLockRelease(AddinShmemInitLock);
@@ -93,6 +92,11 @@ char* describe_connection_capacity() {
   return psprintf("max_connections (%d) minus superuser_reserved_connections (%d)", MaxConnections,
                   ReservedBackends);
 #endif
+}
+
+void wake_session(std::int32_t session) {
+  // A spurious wake-up (the backend left meanwhile, its PGPROC reused) is harmless.
+  if (session != kNoSession) SetLatch(&GetPGProcByNumber(session)->procLatch);
 }
 
 void wake_worker() {

@@ -1,6 +1,6 @@
 // The extension's shared memory: the ledger (core/ledger.hpp) and, beside it, what the
 // server side needs: the one LWLock, the worker's identity and load status, the wake-up
-// counters, and the login-cost histogram. Sized at postmaster start; rebuilt empty after
+// counters, and the latency histograms (admission cost, queue handoff). Sized at postmaster start; rebuilt empty after
 // a crash restart (no backend survives one, so empty books are the true books).
 #pragma once
 
@@ -13,11 +13,11 @@ extern "C" {
 #include "storage/lwlock.h"
 }
 
+#include "core/latency_histogram.hpp"
 #include "core/ledger.hpp"
 
 namespace connbudget::pg {
 
-inline constexpr int kLoginCostBuckets = 40;  // bucket b holds logins that took [2^b, 2^(b+1)) ns
 inline constexpr int kErrorLength = 512;
 
 struct SharedState {
@@ -41,12 +41,10 @@ struct SharedState {
   char last_error[kErrorLength];  // empty after a successful load
   TimestampTz last_error_at;
 
-  // What admission costs per login (see login_hook.cpp), in nanoseconds.
-  pg_atomic_uint64 logins_timed;
-  pg_atomic_uint64 login_ns_total;
-  pg_atomic_uint64 login_ns_max;
-  pg_atomic_uint64 login_ns_histogram[kLoginCostBuckets];
-  TimestampTz login_cost_reset;
+  // Measured inside the extension (see login_hook.cpp); reset by reset_stats().
+  LatencyHistogram admission_cost;  // the login hook's own time per login
+  LatencyHistogram handoff;         // a freed slot handed to a waiter -> the waiter runs
+  TimestampTz latency_reset;
 };
 
 // Asks for shared memory and the lock; from _PG_init (PostgreSQL 15+: via shmem_request_hook).
@@ -69,5 +67,8 @@ char* describe_connection_capacity();
 
 // Wakes the worker, if one is running; never waits for it.
 void wake_worker();
+
+// Wakes the backend of a session slot that was granted its slot (kNoSession: nobody).
+void wake_session(std::int32_t session);
 
 }  // namespace connbudget::pg

@@ -1,5 +1,5 @@
 // Set-returning functions behind the views connbudget.status, connbudget.sessions,
-// connbudget.worker and connbudget.login_cost. Each copies what it needs under a shared
+// connbudget.worker and connbudget.latency. Each copies what it needs under a shared
 // lock, releases it, and only then builds tuples (a tuplestore may spill to disk).
 extern "C" {
 #include "postgres.h"
@@ -15,11 +15,11 @@ extern "C" {
 PG_FUNCTION_INFO_V1(connbudget_status);
 PG_FUNCTION_INFO_V1(connbudget_sessions);
 PG_FUNCTION_INFO_V1(connbudget_worker);
-PG_FUNCTION_INFO_V1(connbudget_login_cost);
+PG_FUNCTION_INFO_V1(connbudget_latency);
 PGDLLEXPORT Datum connbudget_status(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_sessions(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_worker(PG_FUNCTION_ARGS);
-PGDLLEXPORT Datum connbudget_login_cost(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum connbudget_latency(PG_FUNCTION_ARGS);
 }
 
 #include <array>
@@ -103,11 +103,10 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     allocated = count;
   }
 
-  const BudgetLimits default_limits = default_budget_limits();
   for (std::size_t i = 0; i < count; ++i) {
     const BudgetState& budget = budgets[i];
     const bool is_exempt = i == count - 1;
-    const BudgetLimits& limits = i == count - 2 ? default_limits : budget.definition.limits;
+    const BudgetLimits& limits = budget.definition.limits;
     const BudgetCounters& c = budget.counters;
     Row<16> row;
     row.text(budget.definition.name.view());
@@ -116,7 +115,7 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     is_exempt ? row.null() : row.text(to_string(limits.on_full));
     is_exempt ? row.null() : row.text(to_string(limits.mode));
     row.integer(budget.active);
-    row.integer(0);  // waiting
+    row.integer(budget.waiting);
     row.integer(c.peak);
     row.bigint(c.admitted);
     row.bigint(c.rejected);
@@ -136,33 +135,40 @@ Datum connbudget_sessions(PG_FUNCTION_ARGS) {
   InitMaterializedSRF(fcinfo, 0);
   auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
 
-  struct Entry {
-    SessionState session;
-    FixedString<kNameMax> budget;
-  };
+  // A copy of every session slot (queue links included) and of the budget names.
   const std::size_t slots = ledger().sessions().size();
-  auto* entries = static_cast<Entry*>(palloc(sizeof(Entry) * (slots + 1)));
-  std::size_t count = 0;
+  auto* sessions = static_cast<SessionState*>(palloc(sizeof(SessionState) * (slots + 1)));
+  auto* names = static_cast<FixedString<kNameMax>*>(palloc(sizeof(FixedString<kNameMax>) * (slots + 1)));
   LWLockAcquire(state.lock, LW_SHARED);
-  for (const SessionState& session : ledger().sessions()) {
-    if (session.budget == kNoBudget) continue;
-    new (&entries[count]) Entry{session, ledger().budgets()[session.budget].definition.name};
-    ++count;
+  for (std::size_t i = 0; i < slots; ++i) {
+    sessions[i] = ledger().sessions()[i];
+    if (sessions[i].phase != SessionPhase::Free)
+      new (&names[i]) FixedString<kNameMax>(ledger().budgets()[sessions[i].budget].definition.name);
   }
   LWLockRelease(state.lock);
 
-  for (std::size_t i = 0; i < count; ++i) {
-    const SessionState& s = entries[i].session;
-    Row<9> row;
+  const TimestampTz now = GetCurrentTimestamp();
+  for (std::size_t i = 0; i < slots; ++i) {
+    const SessionState& s = sessions[i];
+    if (s.phase == SessionPhase::Free) continue;
+    const bool waiting = s.phase == SessionPhase::Waiting;
+    Row<10> row;
     row.integer(s.pid);
-    row.text(entries[i].budget.view());
-    row.text("active");
+    row.text(names[i].view());
+    row.text(waiting ? "waiting" : "active");
     row.text(s.application_name.view());
     row.text(s.role_name.view());
     row.text(s.database_name.view());
     s.client_addr.family == AddressFamily::None ? row.null() : row.value(inet_datum(s.client_addr));
     row.timestamp(s.since_us);
-    row.number(0);  // waited_ms
+    row.number((waiting ? now - s.since_us : s.waited_us) / 1000.0);
+    if (waiting) {
+      int position = 1;
+      for (std::int32_t p = s.prev; p != kNoSession; p = sessions[p].prev) ++position;
+      row.integer(position);
+    } else {
+      row.null();
+    }
     row.emit(rsinfo);
   }
   return static_cast<Datum>(0);
@@ -196,36 +202,25 @@ Datum connbudget_worker(PG_FUNCTION_ARGS) {
   return static_cast<Datum>(0);
 }
 
-Datum connbudget_login_cost(PG_FUNCTION_ARGS) {
+Datum connbudget_latency(PG_FUNCTION_ARGS) {
   SharedState& state = require_shared_state();
   InitMaterializedSRF(fcinfo, 0);
   auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
 
-  const uint64 logins = pg_atomic_read_u64(&state.logins_timed);
-  const uint64 total = pg_atomic_read_u64(&state.login_ns_total);
-  std::array<uint64, kLoginCostBuckets> histogram;
-  uint64 counted = 0;
-  for (int b = 0; b < kLoginCostBuckets; ++b) counted += histogram[b] = pg_atomic_read_u64(&state.login_ns_histogram[b]);
-  // p99: the upper bound of the bucket that holds the 99th percentile login.
-  double p99_ns = 0;
-  uint64 seen = 0;
-  for (int b = 0; b < kLoginCostBuckets && counted; ++b) {
-    seen += histogram[b];
-    if (seen * 100.0 >= counted * 99.0) {
-      p99_ns = static_cast<double>(uint64{2} << b);
-      break;
-    }
-  }
   LWLockAcquire(state.lock, LW_SHARED);
-  const TimestampTz since = state.login_cost_reset;
+  const TimestampTz since = state.latency_reset;
   LWLockRelease(state.lock);
-
-  Row<5> row;
-  row.bigint(static_cast<std::int64_t>(logins));
-  logins ? row.number(total / 1000.0 / logins) : row.null();
-  logins ? row.number(p99_ns / 1000.0) : row.null();
-  logins ? row.number(pg_atomic_read_u64(&state.login_ns_max) / 1000.0) : row.null();
-  row.timestamp(since);
-  row.emit(rsinfo);
+  const std::pair<const char*, const LatencyHistogram*> measures[] = {
+      {"admission", &state.admission_cost}, {"handoff", &state.handoff}};
+  for (const auto& [name, histogram] : measures) {
+    const LatencyHistogram::Summary summary = histogram->summary();
+    Row<7> row;
+    row.text(name);
+    row.bigint(static_cast<std::int64_t>(summary.count));
+    for (const double ns : {summary.mean_ns, summary.p50_ns, summary.p99_ns, summary.max_ns})
+      summary.count ? row.number(ns / 1000.0) : row.null();
+    row.timestamp(since);
+    row.emit(rsinfo);
+  }
   return static_cast<Datum>(0);
 }

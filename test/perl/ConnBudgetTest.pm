@@ -13,7 +13,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 use Exporter 'import';
-our @EXPORT = qw(start_node login logout status_of wait_for_active reload_budgets);
+our @EXPORT = qw(start_node login start_login answered finish_login logout status_of wait_for_active
+  wait_for_waiting reload_budgets);
 
 # A started cluster with the extension created in "postgres" (connbudget.database).
 sub start_node
@@ -43,6 +44,14 @@ sub reload_budgets
 sub login
 {
 	my ($node, %p) = @_;
+	return finish_login(start_login($node, %p));
+}
+
+# Sends the startup packet and returns at once, before the server answers (a queued
+# login answers only when it gets its slot).
+sub start_login
+{
+	my ($node, %p) = @_;
 	my $path = $node->host . '/.s.PGSQL.' . $node->port;
 	my $socket = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $path)
 	  or die "cannot connect to $path: $!";
@@ -53,8 +62,21 @@ sub login
 		(defined $p{replication} ? (replication => $p{replication}) : ()));
 	my $body = pack('N', 196608) . join('', map { "$_\0$params{$_}\0" } sort keys %params) . "\0";
 	print $socket pack('N', length($body) + 4) . $body;
+	return { socket => $socket, select => IO::Select->new($socket) };
+}
 
-	my $select = IO::Select->new($socket);
+# True if the server has answered a started login within $seconds.
+sub answered
+{
+	my ($pending, $seconds) = @_;
+	return scalar $pending->{select}->can_read($seconds);
+}
+
+# Reads the server's answer to a started login (see login for what it returns).
+sub finish_login
+{
+	my ($pending) = @_;
+	my ($socket, $select) = @{$pending}{qw(socket select)};
 	while (1)
 	{
 		my ($type, $payload) = _read_message($socket, $select);
@@ -119,7 +141,8 @@ sub logout
 sub status_of
 {
 	my ($node) = @_;
-	my @columns = qw(budget max_connections active peak admitted rejected);
+	my @columns = qw(budget max_connections active waiting peak admitted rejected queued
+	  timed_out abandoned);
 	my $rows = $node->safe_psql('postgres',
 		'SELECT ' . join(', ', @columns) . ' FROM connbudget.status');
 	my %status;
@@ -130,6 +153,14 @@ sub status_of
 		$status{ $row{budget} } = \%row;
 	}
 	return \%status;
+}
+
+# Waits until exactly $count logins wait for a budget; returns true if they did.
+sub wait_for_waiting
+{
+	my ($node, $budget, $count) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT waiting = $count FROM connbudget.status WHERE budget = '$budget'");
 }
 
 # Waits until a budget holds exactly $count sessions; returns true if it did.

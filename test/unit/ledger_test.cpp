@@ -1,10 +1,12 @@
 // The shared books: classification order, admission and release, counts recomputed from
-// session slots, reconfiguration that keeps counters by name and never loses a slot.
+// session slots, reconfiguration that keeps counters by name and never loses a slot, and
+// the FIFO queue with direct handoff.
 #include "core/ledger.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -12,13 +14,21 @@ using namespace connbudget;
 
 namespace {
 
-BudgetDefinition budget(std::string_view name, std::optional<std::string_view> app, int max) {
+BudgetDefinition budget(std::string_view name, std::optional<std::string_view> app, int max,
+                        std::string_view on_full = "reject") {
   BudgetRow row;
   row.name = name;
   row.application_name = app;
   row.max_connections = max;
+  row.on_full = on_full;
   BudgetDefinition def;
   EXPECT_FALSE(build_definition(row, def).has_value());
+  return def;
+}
+
+BudgetDefinition queueing(std::string_view name, std::string_view app, int max, int max_queue = 10) {
+  BudgetDefinition def = budget(name, app, max, "queue");
+  def.limits.max_queue = max_queue;
   return def;
 }
 
@@ -29,19 +39,62 @@ class LedgerTest : public ::testing::Test {
 
   LedgerTest()
       : block_(Ledger::bytes_needed(kMaxBudgets, kSessions) / sizeof(std::max_align_t) + 1),
-        scratch_(Ledger::scratch_entries(kMaxBudgets)),
+        scratch_(Ledger::scratch_entries(kMaxBudgets, kSessions)),
+        woken_(kSessions),
         ledger_(block_.data(), kMaxBudgets, kSessions) {
     ledger_.initialize(1);
   }
 
   ReconfigureResult configure(std::vector<BudgetDefinition> defs) {
-    return ledger_.reconfigure(defs, scratch_, 2);
+    const ReconfigureResult result =
+        ledger_.reconfigure(defs, policy_.default_limits, scratch_, woken_, ++now_);
+    check_invariants();
+    return result;
   }
 
   Admission login_as(int session, std::string_view app, bool exempt = false) {
     const LoginAttributes login{app, "role", "db", {}, {}};
-    return ledger_.admit(session, ledger_.classify(login, exempt), login, 1000 + session,
-                         default_limits_, enabled_, 3);
+    const Admission admission =
+        ledger_.admit(session, ledger_.classify(login, exempt), login, 1000 + session, policy_, ++now_);
+    check_invariants();
+    return admission;
+  }
+
+  std::int32_t release(int session) {
+    const std::int32_t woken = ledger_.release(session, ++now_);
+    check_invariants();
+    return woken;
+  }
+
+  SessionPhase phase(int session) const { return ledger_.sessions()[session].phase; }
+
+  // The invariants of ledger.hpp, recomputed from the session slots.
+  void check_invariants() const {
+    for (std::size_t b = 0; b < ledger_.budgets().size(); ++b) {
+      const BudgetState& budget = ledger_.budgets()[b];
+      int active = 0, waiting = 0;
+      for (const SessionState& s : ledger_.sessions()) {
+        if (s.budget != static_cast<int>(b)) continue;
+        active += s.phase == SessionPhase::Active;
+        waiting += s.phase == SessionPhase::Waiting;
+      }
+      ASSERT_EQ(budget.active, active) << "budget " << b;
+      ASSERT_EQ(budget.waiting, waiting) << "budget " << b;
+      int listed = 0;
+      std::uint64_t last_ticket = 0;
+      for (std::int32_t s = budget.queue_head; s != kNoSession; s = ledger_.sessions()[s].next) {
+        const SessionState& w = ledger_.sessions()[s];
+        ASSERT_EQ(w.phase, SessionPhase::Waiting);
+        ASSERT_EQ(w.budget, static_cast<int>(b));
+        ASSERT_GT(w.ticket, last_ticket) << "queue not in arrival order";
+        last_ticket = w.ticket;
+        ++listed;
+      }
+      ASSERT_EQ(listed, waiting) << "budget " << b;
+      if (waiting > 0) {  // no one waits while a slot is free
+        ASSERT_FALSE(has_room(ledger_.limits_of(static_cast<int>(b)), budget.active)) << "budget " << b;
+      }
+    }
   }
 
   int active(std::string_view name) const { return ledger_.budgets()[ledger_.find(name)].active; }
@@ -56,9 +109,10 @@ class LedgerTest : public ::testing::Test {
 
   std::vector<std::max_align_t> block_;
   std::vector<std::int32_t> scratch_;
+  std::vector<std::int32_t> woken_;
   Ledger ledger_;
-  BudgetLimits default_limits_{};
-  bool enabled_ = true;
+  Policy policy_{};
+  std::int64_t now_ = 1;
 };
 
 }  // namespace
@@ -90,7 +144,7 @@ TEST_F(LedgerTest, FullBudgetRefusesAndCountsTheRefusal) {
   EXPECT_EQ(counters("api").rejected, 1);
   EXPECT_EQ(ledger_.sessions()[3].budget, kNoBudget);  // a refused login books nothing
 
-  ledger_.release(1);
+  release(1);
   EXPECT_EQ(active("api"), 2);
   EXPECT_EQ(login_as(3, "backend").verdict, Verdict::Admit);  // the freed slot is reusable
   EXPECT_EQ(counters("api").peak, 3);
@@ -99,8 +153,8 @@ TEST_F(LedgerTest, FullBudgetRefusesAndCountsTheRefusal) {
 TEST_F(LedgerTest, ReleaseIsIdempotentAndRebookingNeverDoubleCounts) {
   configure({budget("api", "backend", 3)});
   login_as(0, "backend");
-  ledger_.release(0);
-  ledger_.release(0);
+  release(0);
+  release(0);
   EXPECT_EQ(active("api"), 0);
   login_as(5, "backend");
   login_as(5, "backend");  // the same slot booked again replaces, never adds
@@ -115,12 +169,12 @@ TEST_F(LedgerTest, MonitorModeAndDisabledEnforcementAdmitOverLimit) {
   EXPECT_EQ(login_as(1, "mon").verdict, Verdict::AdmitOverLimit);
   EXPECT_EQ(active("m"), 2);
   login_as(2, "enf");
-  enabled_ = false;
+  policy_.enforcement_enabled = false;
   EXPECT_EQ(login_as(3, "enf").verdict, Verdict::AdmitOverLimit);
 }
 
 TEST_F(LedgerTest, DefaultBudgetUsesTheLimitsItIsGiven) {
-  default_limits_.max_connections = 1;
+  policy_.default_limits.max_connections = 1;
   EXPECT_EQ(login_as(0, "x").verdict, Verdict::Admit);
   EXPECT_EQ(login_as(1, "x").verdict, Verdict::Refuse);
   EXPECT_EQ(login_as(2, "x", true).verdict, Verdict::Admit);  // exempt is never limited
@@ -150,8 +204,8 @@ TEST_F(LedgerTest, DeletedBudgetMovesItsSessionsToDefault) {
   EXPECT_EQ(result.corrected, 0);
   EXPECT_EQ(ledger_.find("api"), kNoBudget);
   EXPECT_EQ(ledger_.budgets()[kDefaultBudget].active, 2);
-  ledger_.release(0);
-  ledger_.release(1);
+  release(0);
+  release(1);
   EXPECT_EQ(ledger_.budgets()[kDefaultBudget].active, 0);
 }
 
@@ -197,11 +251,11 @@ TEST_F(LedgerTest, ThousandsOfLoginsAndLogoutsLeaveExactCounts) {
   configure({budget("api", "backend", 5), budget("w", "worker", 3)});
   for (int round = 0; round < 1000; ++round) {
     const int s = round % kSessions;
-    ledger_.release(s);
+    release(s);
     login_as(s, round % 3 ? "backend" : "worker");
   }
   EXPECT_EQ(active("api") + active("w") + ledger_.budgets()[kDefaultBudget].active, booked_sessions());
-  for (int s = 0; s < kSessions; ++s) ledger_.release(s);
+  for (int s = 0; s < kSessions; ++s) release(s);
   EXPECT_EQ(active("api"), 0);
   EXPECT_EQ(active("w"), 0);
   EXPECT_EQ(booked_sessions(), 0);
@@ -224,8 +278,163 @@ TEST_F(LedgerTest, ResetStatsZeroesCountersButKeepsActive) {
 
 TEST_F(LedgerTest, OutOfRangeSessionIsAdmittedUncounted) {
   const LoginAttributes login{"x", "r", "d", {}, {}};
-  const Admission a = ledger_.admit(kSessions, kDefaultBudget, login, 1, default_limits_, true, 0);
+  const Admission a = ledger_.admit(kSessions, kDefaultBudget, login, 1, policy_, 0);
   EXPECT_EQ(a.verdict, Verdict::Admit);
   EXPECT_EQ(a.budget, kNoBudget);
   EXPECT_EQ(booked_sessions(), 0);
+}
+
+TEST_F(LedgerTest, FullQueueingBudgetQueuesTheLogin) {
+  configure({queueing("w", "worker", 1, 2)});
+  EXPECT_EQ(login_as(0, "worker").verdict, Verdict::Admit);
+  const Admission queued = login_as(1, "worker");
+  EXPECT_EQ(queued.verdict, Verdict::Queue);
+  EXPECT_EQ(queued.active, 1);
+  EXPECT_EQ(phase(1), SessionPhase::Waiting);
+  EXPECT_EQ(ledger_.budgets()[ledger_.find("w")].waiting, 1);
+  EXPECT_EQ(counters("w").queued, 1);
+  EXPECT_EQ(login_as(2, "worker").verdict, Verdict::Queue);
+  const Admission full = login_as(3, "worker");
+  EXPECT_EQ(full.verdict, Verdict::RefuseQueueFull);
+  EXPECT_EQ(full.waiting, 2);
+  EXPECT_EQ(phase(3), SessionPhase::Free);
+  EXPECT_EQ(counters("w").rejected, 1);
+}
+
+TEST_F(LedgerTest, ReleaseHandsTheSlotToTheOldestWaiter) {
+  configure({queueing("w", "worker", 1)});
+  login_as(0, "worker");
+  for (int s = 1; s <= 3; ++s) login_as(s, "worker");
+  EXPECT_EQ(ledger_.queue_position(1), 1);
+  EXPECT_EQ(ledger_.queue_position(3), 3);
+  EXPECT_EQ(release(0), 1);  // one release wakes exactly the oldest waiter
+  EXPECT_EQ(phase(1), SessionPhase::Active);
+  EXPECT_EQ(active("w"), 1);
+  EXPECT_EQ(ledger_.queue_position(2), 1);
+  EXPECT_EQ(release(1), 2);
+  EXPECT_EQ(release(2), 3);
+  EXPECT_EQ(release(3), kNoSession);
+  EXPECT_EQ(active("w"), 0);
+  EXPECT_EQ(counters("w").admitted, 4);
+  EXPECT_EQ(counters("w").waits, 3);
+  EXPECT_GT(counters("w").wait_max_us, 0);
+}
+
+TEST_F(LedgerTest, NewcomerNeverOvertakesAWaiter) {
+  configure({queueing("w", "worker", 2)});
+  login_as(0, "worker");
+  login_as(1, "worker");
+  login_as(2, "worker");  // waits
+  // Simulate the instant a slot frees and a newcomer arrives before the waiter runs:
+  // the handoff already gave the slot to the waiter, so the newcomer queues.
+  EXPECT_EQ(release(0), 2);
+  EXPECT_EQ(login_as(3, "worker").verdict, Verdict::Queue);
+  EXPECT_EQ(phase(2), SessionPhase::Active);
+}
+
+TEST_F(LedgerTest, TimeoutRacingAGrantIsDecidedOnce) {
+  configure({queueing("w", "worker", 1)});
+  login_as(0, "worker");
+  login_as(1, "worker");
+  login_as(2, "worker");
+  const Departed timed_out = ledger_.leave_queue(2, Departure::TimedOut, ++now_);
+  EXPECT_TRUE(timed_out.left);
+  EXPECT_EQ(counters("w").timed_out, 1);
+  EXPECT_EQ(release(0), 1);
+  const Departed too_late = ledger_.leave_queue(1, Departure::TimedOut, ++now_);
+  EXPECT_FALSE(too_late.left);  // granted first: it is admitted, not timed out
+  EXPECT_EQ(phase(1), SessionPhase::Active);
+  EXPECT_EQ(counters("w").timed_out, 1);
+  check_invariants();
+}
+
+TEST_F(LedgerTest, AbandonedWaitersLeaveWithoutTakingASlot) {
+  configure({queueing("w", "worker", 1)});
+  login_as(0, "worker");
+  login_as(1, "worker");
+  login_as(2, "worker");
+  EXPECT_TRUE(ledger_.leave_queue(1, Departure::Abandoned, ++now_).left);
+  EXPECT_EQ(release(2), kNoSession);  // a terminated waiter (exit callback) also counts
+  EXPECT_EQ(counters("w").abandoned, 2);
+  EXPECT_EQ(active("w"), 1);
+  EXPECT_EQ(release(0), kNoSession);
+  EXPECT_EQ(login_as(3, "worker").verdict, Verdict::Admit);
+  check_invariants();
+}
+
+TEST_F(LedgerTest, RaisedLimitAdmitsWaitersAtOnceInOrder) {
+  configure({queueing("w", "worker", 1)});
+  for (int s = 0; s < 5; ++s) login_as(s, "worker");
+  const ReconfigureResult result = configure({queueing("w", "worker", 3)});
+  ASSERT_EQ(result.woken, 2);
+  EXPECT_EQ(woken_[0], 1);
+  EXPECT_EQ(woken_[1], 2);
+  EXPECT_EQ(phase(3), SessionPhase::Waiting);
+  EXPECT_EQ(ledger_.queue_position(3), 1);
+  configure({queueing("w", "worker", 1)});  // lowering never ends sessions
+  EXPECT_EQ(active("w"), 3);
+}
+
+TEST_F(LedgerTest, ReconfigureAppliesRaisedDefaultLimits) {
+  policy_.default_limits.max_connections = 1;
+  policy_.default_limits.on_full = OnFull::Queue;
+  login_as(0, "x");
+  login_as(1, "x");
+  EXPECT_EQ(phase(1), SessionPhase::Waiting);
+  policy_.default_limits.max_connections = 2;  // a reload of postgresql.conf
+  const ReconfigureResult result = configure({});
+  ASSERT_EQ(result.woken, 1);
+  EXPECT_EQ(woken_[0], 1);
+}
+
+TEST_F(LedgerTest, WaitersOfADeletedBudgetMoveToDefault) {
+  policy_.default_limits.max_connections = 2;
+  configure({queueing("w", "worker", 1), queueing("v", "other", 1)});
+  login_as(0, "worker");
+  login_as(1, "worker");
+  login_as(2, "other");
+  login_as(3, "worker");
+  login_as(4, "other");
+  const ReconfigureResult result = configure({});
+  EXPECT_EQ(result.moved_to_default, 5);
+  // default admits 2 and has 3 already active: nobody is granted, the waiters keep their
+  // arrival order in default's queue.
+  EXPECT_EQ(result.woken, 0);
+  EXPECT_EQ(ledger_.queue_position(1), 1);
+  EXPECT_EQ(ledger_.queue_position(3), 2);
+  EXPECT_EQ(ledger_.queue_position(4), 3);
+  EXPECT_EQ(release(0), 1);
+  EXPECT_EQ(release(2), 3);
+  EXPECT_EQ(phase(4), SessionPhase::Waiting);
+}
+
+TEST_F(LedgerTest, RandomOperationsKeepEveryInvariant) {
+  std::mt19937 random(42);
+  policy_.default_limits.max_connections = 3;
+  policy_.default_limits.on_full = OnFull::Queue;
+  const std::vector<std::vector<BudgetDefinition>> configurations = {
+      {queueing("a", "a", 2, 3), budget("b", "b", 1)},
+      {queueing("b", "b", 3, 2), queueing("a", "a", 1, 5)},
+      {budget("c", "c", 2), queueing("a", "a", 4)},
+      {},
+  };
+  const char* apps[] = {"a", "b", "c", "x"};
+  for (int step = 0; step < 20000; ++step) {
+    const int session = static_cast<int>(random() % kSessions);
+    switch (random() % 10) {
+      case 0:
+        configure(configurations[random() % configurations.size()]);
+        break;
+      case 1:
+        ledger_.leave_queue(session, random() % 2 ? Departure::TimedOut : Departure::Abandoned, ++now_);
+        check_invariants();
+        break;
+      case 2: case 3: case 4:
+        release(session);
+        break;
+      default:
+        if (phase(session) == SessionPhase::Free) login_as(session, apps[random() % 4]);
+    }
+    if (HasFatalFailure()) FAIL() << "at step " << step;
+  }
 }
