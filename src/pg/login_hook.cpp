@@ -34,7 +34,7 @@ namespace {
 
 // A queued login stops waiting this long before authentication_timeout ends it, so that
 // the client gets our message rather than a closed connection.
-constexpr long kAuthenticationTimeoutMarginMs = 100;
+constexpr long kAuthenticationTimeoutMarginMs = 250;
 
 using Clock = std::chrono::steady_clock;
 
@@ -130,6 +130,7 @@ bool leave_queue(SharedState& state, int session, Departure why, Admission* coun
     booked_session = -1;
     counts->active = ledger().budgets()[counts->budget].active;
     counts->waiting = ledger().budgets()[counts->budget].waiting;
+    counts->limit = ledger().limits_of(counts->budget).max_connections;
   }
   LWLockRelease(state.lock);
   wake_session(departed.woken);

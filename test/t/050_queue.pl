@@ -84,8 +84,12 @@ ok(wait_for_waiting($node, 'extraction', 0), 'and leaves the queue');
 is(status_of($node)->{extraction}{active}, 1, 'the slot holder is untouched');
 
 # Raising max_connections admits waiters at once; deleting the budget re-routes them.
-my @raised = map { start_login($node, %worker) } 1 .. 3;
-ok(wait_for_waiting($node, 'extraction', 3), 'three waiters are queued');
+my @raised;
+for my $n (1 .. 3)
+{
+	push @raised, start_login($node, %worker);
+	ok(wait_for_waiting($node, 'extraction', $n), "waiter $n of 3 is queued");
+}
 $node->safe_psql('postgres', "UPDATE connbudget.budgets SET max_connections = 3 WHERE name = 'extraction'");
 ok(finish_login($raised[0])->{ok} && finish_login($raised[1])->{ok}, 'raising the limit to 3 admits two waiters');
 ok(!answered($raised[2], 0.3), 'and the third keeps waiting');
