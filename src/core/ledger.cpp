@@ -86,17 +86,23 @@ const BudgetLimits& Ledger::limits_of(std::int32_t budget) const noexcept {
 }
 
 Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
-                        std::int32_t pid, const Policy& policy, std::int64_t now_us) noexcept {
+                        std::int32_t pid, const Policy& policy, std::int64_t now_us,
+                        Wakeups& wakeups) noexcept {
   if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size() || budget < 0 ||
       static_cast<std::size_t>(budget) >= budgets_.size())
-    return Admission{Verdict::Admit, kNoBudget, 0, 0, BudgetLimits::kUnlimited, 0, kNoSession};
+    return Admission{Verdict::Admit, kNoBudget, 0, 0, BudgetLimits::kUnlimited, 0};
+  release(session, now_us, wakeups);  // a slot is never booked twice
+  // This login's settings may have raised the default limit or switched enforcement off:
+  // waiters that now fit go first, so that the newcomer cannot overtake them.
   budgets_[kDefaultBudget].definition.limits = policy.default_limits;
-  const std::int32_t woken = release(session, now_us);  // a slot is never booked twice
+  header_->enforcement_enabled = policy.enforcement_enabled;
+  grant_waiters(kDefaultBudget, now_us, wakeups);
+  grant_waiters(budget, now_us, wakeups);
 
   BudgetState& state = budgets_[budget];
   const BudgetLimits& limits = limits_of(budget);
   Admission admission{decide(limits, state.active, state.waiting, policy), budget, state.active,
-                      state.waiting, limits.max_connections, policy.queue_timeout_of(limits), woken};
+                      state.waiting, limits.max_connections, policy.queue_timeout_of(limits)};
   if (admission.verdict == Verdict::Refuse || admission.verdict == Verdict::RefuseQueueFull) {
     ++state.counters.rejected;
     return admission;
@@ -152,30 +158,37 @@ void Ledger::unlink(std::int32_t session) noexcept {
   --budget.waiting;
 }
 
-std::int32_t Ledger::grant_next(std::int32_t budget, std::int64_t now_us) noexcept {
-  BudgetState& state = budgets_[budget];
-  const std::int32_t waiter = state.queue_head;
-  if (waiter == kNoSession || !has_room(limits_of(budget), state.active)) return kNoSession;
-  unlink(waiter);
-  SessionState& slot = sessions_[waiter];
-  slot.phase = SessionPhase::Active;
-  slot.waited_us = now_us - slot.since_us;
-  slot.granted_us = now_us;
-  slot.since_us = now_us;
-  ++state.active;
-  ++state.counters.admitted;
-  ++state.counters.waits;
-  state.counters.wait_total_us += slot.waited_us;
-  state.counters.wait_max_us = std::max(state.counters.wait_max_us, slot.waited_us);
-  record_peak(state);
-  return waiter;
+bool Ledger::may_grow(std::int32_t budget) const noexcept {
+  const BudgetLimits& limits = limits_of(budget);
+  const bool enforced = header_->enforcement_enabled && limits.mode == Mode::Enforce;
+  return !enforced || has_room(limits, budgets_[budget].active);
 }
 
-std::int32_t Ledger::release(std::int32_t session, std::int64_t now_us) noexcept {
-  if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size()) return kNoSession;
+void Ledger::grant_waiters(std::int32_t budget, std::int64_t now_us, Wakeups& wakeups) noexcept {
+  BudgetState& state = budgets_[budget];
+  while (state.queue_head != kNoSession && may_grow(budget)) {
+    const std::int32_t waiter = state.queue_head;
+    unlink(waiter);
+    SessionState& slot = sessions_[waiter];
+    slot.phase = SessionPhase::Active;
+    slot.waited_us = now_us - slot.since_us;
+    slot.granted_us = now_us;
+    slot.since_us = now_us;
+    ++state.active;
+    ++state.counters.admitted;
+    ++state.counters.waits;
+    state.counters.wait_total_us += slot.waited_us;
+    state.counters.wait_max_us = std::max(state.counters.wait_max_us, slot.waited_us);
+    record_peak(state);
+    wakeups.add(waiter);
+  }
+}
+
+void Ledger::release(std::int32_t session, std::int64_t now_us, Wakeups& wakeups) noexcept {
+  if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size()) return;
   SessionState& slot = sessions_[session];
   const std::int32_t budget = slot.budget;
-  if (slot.phase == SessionPhase::Free) return kNoSession;
+  if (slot.phase == SessionPhase::Free) return;
   if (slot.phase == SessionPhase::Waiting) {
     unlink(session);
     ++budgets_[budget].counters.abandoned;
@@ -183,19 +196,21 @@ std::int32_t Ledger::release(std::int32_t session, std::int64_t now_us) noexcept
     --budgets_[budget].active;
   }
   slot = SessionState();
-  return grant_next(budget, now_us);
+  grant_waiters(budget, now_us, wakeups);
 }
 
-Departed Ledger::leave_queue(std::int32_t session, Departure why, std::int64_t now_us) noexcept {
+Departed Ledger::leave_queue(std::int32_t session, Departure why, std::int64_t now_us,
+                             Wakeups& wakeups) noexcept {
   if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size()) return {};
   SessionState& slot = sessions_[session];
-  if (slot.phase != SessionPhase::Waiting) return {};
   const std::int32_t budget = slot.budget;
+  if (slot.phase != SessionPhase::Waiting) return {false, budget};
   unlink(session);
   BudgetCounters& counters = budgets_[budget].counters;
   ++(why == Departure::TimedOut ? counters.timed_out : counters.abandoned);
   slot = SessionState();
-  return {true, grant_next(budget, now_us)};
+  grant_waiters(budget, now_us, wakeups);
+  return {true, budget};
 }
 
 std::int32_t Ledger::queue_position(std::int32_t session) const noexcept {
@@ -210,13 +225,12 @@ std::size_t Ledger::table_size() const noexcept {
 }
 
 ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definitions,
-                                      const BudgetLimits& default_limits,
-                                      std::span<std::int32_t> scratch, std::span<std::int32_t> woken,
-                                      std::int64_t now_us) noexcept {
+                                      const Policy& policy, std::span<std::int32_t> scratch,
+                                      std::int64_t now_us, Wakeups& wakeups) noexcept {
   using Status = ReconfigureResult::Status;
   ReconfigureResult result;
   const std::size_t count = definitions.size();
-  if (count > match_order_.size() || woken.size() < sessions_.size() ||
+  if (count > match_order_.size() ||
       scratch.size() < scratch_entries(static_cast<std::int32_t>(match_order_.size()),
                                        static_cast<std::int32_t>(sessions_.size()))) {
     result.status = Status::TooManyBudgets;
@@ -319,14 +333,14 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
 
   header_->configured_count = static_cast<std::int32_t>(count);
   header_->uses_role_groups = uses_role_groups;
-  budgets_[kDefaultBudget].definition.limits = default_limits;
+  budgets_[kDefaultBudget].definition.limits = policy.default_limits;
+  header_->enforcement_enabled = policy.enforcement_enabled;
   if (changed) ++header_->generation;
   result.status = changed ? Status::Applied : Status::Unchanged;
 
   // Raised limits (or waiters moved to a budget with room) admit waiters at once.
   for (std::size_t budget = 0; budget < budgets_.size(); ++budget)
-    for (std::int32_t w; (w = grant_next(static_cast<std::int32_t>(budget), now_us)) != kNoSession;)
-      woken[result.woken++] = w;
+    grant_waiters(static_cast<std::int32_t>(budget), now_us, wakeups);
   return result;
 }
 

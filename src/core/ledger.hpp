@@ -3,8 +3,16 @@
 // PGPROC number), holds no heap pointers, and never allocates or blocks. Every member
 // expects the caller to hold the adapter's lock (exclusive for the non-const ones).
 //
-// Invariant: a budget's `active` equals the number of session slots naming it. Slots are
-// the truth; reconfigure() recounts from them, so any drift is found and corrected.
+// A session slot is free, active (it holds one of its budget's slots) or waiting (queued
+// for one). Each budget's waiters form a FIFO list threaded through the session slots. A
+// slot freed by an active session goes straight to its budget's oldest waiter (handoff):
+// every function that frees capacity or changes limits grants all waiters that now fit
+// and lists them in a Wakeups, whose latches the caller sets after releasing the lock.
+//
+// Invariants: a budget's `active` and `waiting` equal the numbers of session slots naming
+// it in that state, and its queue holds exactly its waiting slots, oldest first. Slots are
+// the truth: reconfigure() recounts and rebuilds the queues from them. Nobody waits while
+// their budget could take one more session.
 #pragma once
 
 #include <cstddef>
@@ -71,6 +79,7 @@ struct SessionState {
 struct LedgerHeader {
   std::uint64_t generation = 0;  // bumped by every reconfigure() that changes something
   std::uint64_t next_ticket = 1;
+  bool enforcement_enabled = true;  // connbudget.enabled, as the last login or reload saw it
   std::int32_t configured_count = 0;
   bool uses_role_groups = false;  // some budget matches "+role": logins must supply member_of
 };
@@ -82,15 +91,30 @@ struct Admission {
   std::int32_t waiting = 0;  // logins that waited for it then (not counting this one)
   std::int32_t limit = BudgetLimits::kUnlimited;
   std::int32_t queue_timeout_ms = 0;  // with Verdict::Queue: how long to wait at most
-  std::int32_t woken = kNoSession;    // a waiter granted the slot this session held before
 };
 
-// Why a waiting login leaves the queue without its slot.
-enum class Departure : std::uint8_t { TimedOut, Abandoned };
+// Why a waiting login leaves the queue without its slot (terminated ones count as
+// abandoned).
+enum class Departure : std::uint8_t { TimedOut, Abandoned, Terminated };
 
 struct Departed {
   bool left = false;  // false: the slot had been granted already, the login is admitted
-  std::int32_t woken = kNoSession;
+  std::int32_t budget = kNoBudget;  // the budget it waited for at the end (reloads move waiters)
+};
+
+// The sessions an operation granted a slot to; the caller wakes them after unlocking.
+// A buffer of max_sessions entries never overflows: an operation grants a session once.
+class Wakeups {
+ public:
+  explicit Wakeups(std::span<std::int32_t> buffer) noexcept : buffer_(buffer) {}
+  void add(std::int32_t session) noexcept {
+    if (count_ < buffer_.size()) buffer_[count_++] = session;
+  }
+  std::span<const std::int32_t> sessions() const noexcept { return buffer_.first(count_); }
+
+ private:
+  std::span<std::int32_t> buffer_;
+  std::size_t count_ = 0;
 };
 
 struct ReconfigureResult {
@@ -98,7 +122,6 @@ struct ReconfigureResult {
   Status status = Status::Unchanged;
   std::int32_t moved_to_default = 0;  // sessions of deleted budgets, now counted under default
   std::int32_t corrected = 0;         // budgets whose counts disagreed with their sessions
-  std::int32_t woken = 0;             // waiters granted a slot: the first entries of `woken`
   std::string_view duplicate;         // with DuplicateName: the name (a view into the input)
 };
 
@@ -118,26 +141,28 @@ class Ledger {
 
   // Decides the login of session slot `session` into `budget` and books the slot as
   // active (admitted) or waiting (queued), or books nothing (refused). A slot still booked
-  // is released first. Also records the policy's default limits as the default budget's.
+  // is released first. Also records the policy's default limits and enforcement switch.
   Admission admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
-                  std::int32_t pid, const Policy& policy, std::int64_t now_us) noexcept;
+                  std::int32_t pid, const Policy& policy, std::int64_t now_us,
+                  Wakeups& wakeups) noexcept;
 
   // Gives back what session slot `session` holds, if anything (a waiter leaving this way
-  // counts as abandoned). Returns the waiter granted the freed slot, or kNoSession.
-  std::int32_t release(std::int32_t session, std::int64_t now_us) noexcept;
+  // counts as abandoned). Idempotent.
+  void release(std::int32_t session, std::int64_t now_us, Wakeups& wakeups) noexcept;
 
   // A waiting login gives up its place. If its slot was granted meanwhile it stays
   // admitted (left = false); the caller decides that race under the lock.
-  Departed leave_queue(std::int32_t session, Departure why, std::int64_t now_us) noexcept;
+  Departed leave_queue(std::int32_t session, Departure why, std::int64_t now_us,
+                       Wakeups& wakeups) noexcept;
 
-  // Makes `definitions` (validated, in match order) and `default_limits` the live
-  // configuration. Budgets keep their counters by name; sessions and waiters of deleted
-  // budgets move to default; counts and queues are rebuilt from the session slots; waiters
-  // that now fit are granted their slot and listed in `woken` (max_sessions entries). On
-  // an error status nothing has changed.
-  ReconfigureResult reconfigure(std::span<const BudgetDefinition> definitions,
-                                const BudgetLimits& default_limits, std::span<std::int32_t> scratch,
-                                std::span<std::int32_t> woken, std::int64_t now_us) noexcept;
+  // Makes `definitions` (validated, in match order) and the policy's default limits and
+  // enforcement switch the live configuration. Budgets keep their counters by name;
+  // sessions and waiters of deleted budgets move to default; counts and queues are rebuilt
+  // from the session slots; waiters that now fit are granted their slot. On an error
+  // status nothing has changed.
+  ReconfigureResult reconfigure(std::span<const BudgetDefinition> definitions, const Policy& policy,
+                                std::span<std::int32_t> scratch, std::int64_t now_us,
+                                Wakeups& wakeups) noexcept;
 
   // Zeroes the cumulative counters of one budget (by name) or of all; false if unknown.
   bool reset_stats(std::optional<std::string_view> budget, std::int64_t now_us) noexcept;
@@ -162,8 +187,10 @@ class Ledger {
   std::size_t table_size() const noexcept;
   void enqueue(std::int32_t session) noexcept;
   void unlink(std::int32_t session) noexcept;
-  // Hands a free slot of `budget` to its oldest waiter; returns it, or kNoSession.
-  std::int32_t grant_next(std::int32_t budget, std::int64_t now_us) noexcept;
+  // True if `budget` may hold one more session: room under its limit, or not enforced.
+  bool may_grow(std::int32_t budget) const noexcept;
+  // Hands every slot `budget` can now give to its waiters, oldest first.
+  void grant_waiters(std::int32_t budget, std::int64_t now_us, Wakeups& wakeups) noexcept;
 
   LedgerHeader* header_;
   std::span<BudgetState> budgets_;       // [default, exempt, configurable slots...]

@@ -32,7 +32,7 @@ char load_error[kErrorLength];
 // The failure last logged, so that a persisting one is logged once.
 char logged_error[kErrorLength];
 
-// Worker-local memory for Ledger::reconfigure, allocated once, never under the lock.
+// Worker-local scratch for Ledger::reconfigure, allocated once, never under the lock.
 std::span<std::int32_t> worker_array(std::size_t entries) {
   auto* memory = static_cast<std::int32_t*>(MemoryContextAlloc(TopMemoryContext, sizeof(std::int32_t) * entries));
   return {memory, entries};
@@ -56,11 +56,11 @@ void warn_about_capped_timeouts(std::span<const BudgetDefinition> budgets) {
 void publish(std::span<const BudgetDefinition> budgets) {
   SharedState& state = *shared_state();
   static const std::span<std::int32_t> scratch = worker_array(Ledger::scratch_entries(max_budgets, MaxBackends));
-  static const std::span<std::int32_t> woken = worker_array(static_cast<std::size_t>(MaxBackends));
-  const BudgetLimits default_limits = current_policy().default_limits;
+  Wakeups wakeups(wakeup_buffer());
+  const Policy policy = current_policy();
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
-  const ReconfigureResult result = ledger().reconfigure(budgets, default_limits, scratch, woken, now);
+  const ReconfigureResult result = ledger().reconfigure(budgets, policy, scratch, now, wakeups);
   const bool loaded = result.status == ReconfigureResult::Status::Applied ||
                       result.status == ReconfigureResult::Status::Unchanged;
   if (loaded) {
@@ -69,7 +69,7 @@ void publish(std::span<const BudgetDefinition> budgets) {
   }
   const uint64 generation = ledger().header().generation;
   LWLockRelease(state.lock);
-  for (std::int32_t i = 0; i < result.woken; ++i) wake_session(woken[i]);
+  wake_sessions(wakeups);
 
   if (result.status == ReconfigureResult::Status::DuplicateName)
     std::snprintf(load_error, sizeof load_error, "budget name \"%.*s\" appears more than once",

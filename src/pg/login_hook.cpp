@@ -18,6 +18,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
 
@@ -52,12 +53,13 @@ int my_session_slot() {
 void release_session(int, Datum) {
   SharedState* state = shared_state();
   if (booked_session < 0 || !state) return;
+  Wakeups wakeups(wakeup_buffer());
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(state->lock, LW_EXCLUSIVE);
-  const std::int32_t woken = ledger().release(booked_session, now);
+  ledger().release(booked_session, now, wakeups);
   LWLockRelease(state->lock);
   booked_session = -1;
-  wake_session(woken);
+  wake_sessions(wakeups);
 }
 
 // What the messages need, copied out from under the lock.
@@ -71,6 +73,7 @@ struct Outcome {
 Outcome admit(SharedState& state, Login& login) {
   const Policy policy = current_policy();
   const TimestampTz now = GetCurrentTimestamp();
+  Wakeups wakeups(wakeup_buffer());
   // Read without the lock, so the usual case takes it once; rechecked under it.
   if (ledger().header().uses_role_groups) login.add_groups();
   for (;;) {
@@ -83,7 +86,7 @@ Outcome admit(SharedState& state, Login& login) {
     }
     Outcome outcome;
     outcome.admission = books.admit(my_session_slot(), books.classify(login.attributes, login.exempt),
-                                    login.attributes, MyProcPid, policy, now);
+                                    login.attributes, MyProcPid, policy, now, wakeups);
     const Admission& a = outcome.admission;
     if (a.budget != kNoBudget) {
       outcome.budget = books.budgets()[a.budget].definition.name;
@@ -93,7 +96,7 @@ Outcome admit(SharedState& state, Login& login) {
         booked_session = my_session_slot();
     }
     LWLockRelease(state.lock);
-    wake_session(a.woken);
+    wake_sessions(wakeups);
     return outcome;
   }
 }
@@ -122,26 +125,34 @@ bool slot_granted(SharedState& state, int session) {
 }
 
 // Leaves the queue; false if the slot was granted first (then the login is admitted).
-bool leave_queue(SharedState& state, int session, Departure why, Admission* counts) {
+// Refreshes what the messages say: a reload may have moved the waiter to another budget.
+bool leave_queue(SharedState& state, int session, Departure why, Outcome* queued) {
+  Wakeups wakeups(wakeup_buffer());
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
-  const Departed departed = ledger().leave_queue(session, why, now);
+  const Departed departed = ledger().leave_queue(session, why, now, wakeups);
   if (departed.left) {
     booked_session = -1;
-    counts->active = ledger().budgets()[counts->budget].active;
-    counts->waiting = ledger().budgets()[counts->budget].waiting;
-    counts->limit = ledger().limits_of(counts->budget).max_connections;
+    const BudgetState& budget = ledger().budgets()[departed.budget];
+    queued->budget = budget.definition.name;
+    queued->admission.budget = departed.budget;
+    queued->admission.active = budget.active;
+    queued->admission.waiting = budget.waiting;
+    queued->admission.limit = ledger().limits_of(departed.budget).max_connections;
   }
   LWLockRelease(state.lock);
-  wake_session(departed.woken);
+  wake_sessions(wakeups);
   return departed.left;
 }
 
-// Waits in the budget's queue until the slot is handed over (returns), the timeout passes
-// or the client goes away (FATAL). Termination and postmaster death end the wait too; the
-// release callback then takes the login out of the queue.
+// Waits in the budget's queue until the slot is handed over (returns), or the timeout
+// passes, the client goes away or the backend is terminated (FATAL). Postmaster death
+// ends the process; the release callback then takes the login out of the queue.
 void wait_for_slot(SharedState& state, Outcome& queued) {
   const int session = my_session_slot();
+  // InitPostgres took a snapshot before authentication; do not hold back VACUUM's horizon
+  // while we wait (the next catalog access takes a fresh one).
+  InvalidateCatalogSnapshot();
   bool capped = false;
   const long limit_ms = wait_limit_ms(queued.admission, &capped);
   const TimestampTz started = GetCurrentTimestamp();
@@ -158,10 +169,15 @@ void wait_for_slot(SharedState& state, Outcome& queued) {
     const TimestampTz now = GetCurrentTimestamp();
     if (departure || now >= deadline) {
       if (!departure) departure = Departure::TimedOut;
-      if (!leave_queue(state, session, *departure, &queued.admission)) break;  // granted first
+      if (!leave_queue(state, session, *departure, &queued)) break;  // granted first
       FreeWaitEventSet(events);
       const long waited_ms = TimestampDifferenceMilliseconds(started, GetCurrentTimestamp());
       const Admission& a = queued.admission;
+      if (*departure == Departure::Terminated)
+        ereport(FATAL, (errcode(ERRCODE_ADMIN_SHUTDOWN),
+                        errmsg("terminating a login that waited for a slot in connection budget \"%s\"",
+                               queued.budget.c_str()),
+                        errdetail("waited %ld ms; %d of %d connections in use.", waited_ms, a.active, a.limit)));
       if (*departure == Departure::Abandoned)
         ereport(FATAL, (errcode(ERRCODE_CONNECTION_FAILURE),
                         errmsg("client closed the connection while waiting for a slot in connection budget \"%s\"",
@@ -181,7 +197,9 @@ void wait_for_slot(SharedState& state, Outcome& queued) {
         (event.events & WL_SOCKET_CLOSED))
       departure = Departure::Abandoned;
     ResetLatch(MyLatch);
-    CHECK_FOR_INTERRUPTS();
+    // During authentication PostgreSQL would end us silently, as if timed out: say why.
+    if (ProcDiePending && !departure) departure = Departure::Terminated;
+    if (!departure) CHECK_FOR_INTERRUPTS();
   }
   FreeWaitEventSet(events);
 }

@@ -7,6 +7,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 }
 
@@ -94,9 +95,16 @@ char* describe_connection_capacity() {
 #endif
 }
 
-void wake_session(std::int32_t session) {
+void wake_sessions(const Wakeups& wakeups) {
   // A spurious wake-up (the backend left meanwhile, its PGPROC reused) is harmless.
-  if (session != kNoSession) SetLatch(&GetPGProcByNumber(session)->procLatch);
+  for (const std::int32_t session : wakeups.sessions()) SetLatch(&GetPGProcByNumber(session)->procLatch);
+}
+
+std::span<std::int32_t> wakeup_buffer() {
+  static std::int32_t* buffer = nullptr;
+  if (!buffer)
+    buffer = static_cast<std::int32_t*>(MemoryContextAlloc(TopMemoryContext, sizeof(std::int32_t) * MaxBackends));
+  return {buffer, static_cast<std::size_t>(MaxBackends)};
 }
 
 void wake_worker() {

@@ -68,7 +68,11 @@ char* describe_connection_capacity();
 // Wakes the worker, if one is running; never waits for it.
 void wake_worker();
 
-// Wakes the backend of a session slot that was granted its slot (kNoSession: nobody).
-void wake_session(std::int32_t session);
+// Wakes the backends of sessions that were granted their slot; call after unlocking.
+void wake_sessions(const Wakeups& wakeups);
+
+// Process-local memory for a Wakeups (one entry per session slot); allocate it before
+// taking the lock.
+std::span<std::int32_t> wakeup_buffer();
 
 }  // namespace connbudget::pg

@@ -78,10 +78,25 @@ my $victim = start_login($node, %worker);
 ok(wait_for_waiting($node, 'extraction', 1), 'another waiter is queued');
 $node->safe_psql('postgres',
 	"SELECT pg_terminate_backend(pid) FROM connbudget.sessions WHERE state = 'waiting'");
-# (PostgreSQL sends nothing to a client that is still authenticating: it just closes.)
-ok(!finish_login($victim)->{ok}, 'a terminated waiter is not admitted');
+my $terminated = finish_login($victim);
+is($terminated->{sqlstate}, '57P01', 'a terminated waiter gets admin_shutdown');
+is($terminated->{message}, 'terminating a login that waited for a slot in connection budget "extraction"',
+	'with a message that says so');
 ok(wait_for_waiting($node, 'extraction', 0), 'and leaves the queue');
 is(status_of($node)->{extraction}{active}, 1, 'the slot holder is untouched');
+
+# A waiting login does not hold back VACUUM: it holds no snapshot while it waits. (Before
+# it has a database, it counts only for the horizon of shared catalogs such as pg_authid.)
+my $holdout = start_login($node, %worker);
+ok(wait_for_waiting($node, 'extraction', 1), 'a login waits');
+$node->safe_psql('postgres', 'CREATE ROLE churn; DROP ROLE churn;');
+my (undef, undef, $vacuum_log) = $node->psql('postgres', 'VACUUM (VERBOSE) pg_authid');
+like($vacuum_log, qr/tuples: [1-9]\d* removed, \d+ remain, 0 are dead but not yet removable/,
+	'VACUUM removes a role dropped while the login waits');
+$node->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM connbudget.sessions WHERE state = 'waiting'");
+finish_login($holdout);
+ok(wait_for_waiting($node, 'extraction', 0), 'the queue is empty again');
 
 # Raising max_connections admits waiters at once; deleting the budget re-routes them.
 my @raised;

@@ -40,30 +40,45 @@ class LedgerTest : public ::testing::Test {
   LedgerTest()
       : block_(Ledger::bytes_needed(kMaxBudgets, kSessions) / sizeof(std::max_align_t) + 1),
         scratch_(Ledger::scratch_entries(kMaxBudgets, kSessions)),
-        woken_(kSessions),
+        buffer_(kSessions),
         ledger_(block_.data(), kMaxBudgets, kSessions) {
     ledger_.initialize(1);
   }
 
+  using Woken = std::vector<std::int32_t>;
+
   ReconfigureResult configure(std::vector<BudgetDefinition> defs) {
-    const ReconfigureResult result =
-        ledger_.reconfigure(defs, policy_.default_limits, scratch_, woken_, ++now_);
+    Wakeups wakeups(buffer_);
+    const ReconfigureResult result = ledger_.reconfigure(defs, policy_, scratch_, ++now_, wakeups);
+    woken_.assign(wakeups.sessions().begin(), wakeups.sessions().end());
     check_invariants();
     return result;
   }
 
   Admission login_as(int session, std::string_view app, bool exempt = false) {
     const LoginAttributes login{app, "role", "db", {}, {}};
-    const Admission admission =
-        ledger_.admit(session, ledger_.classify(login, exempt), login, 1000 + session, policy_, ++now_);
+    Wakeups wakeups(buffer_);
+    const Admission admission = ledger_.admit(session, ledger_.classify(login, exempt), login,
+                                              1000 + session, policy_, ++now_, wakeups);
+    woken_.assign(wakeups.sessions().begin(), wakeups.sessions().end());
     check_invariants();
     return admission;
   }
 
-  std::int32_t release(int session) {
-    const std::int32_t woken = ledger_.release(session, ++now_);
+  // Returns the sessions the release granted a slot to.
+  Woken release(int session) {
+    Wakeups wakeups(buffer_);
+    ledger_.release(session, ++now_, wakeups);
     check_invariants();
-    return woken;
+    return Woken(wakeups.sessions().begin(), wakeups.sessions().end());
+  }
+
+  Departed leave(int session, Departure why) {
+    Wakeups wakeups(buffer_);
+    const Departed departed = ledger_.leave_queue(session, why, ++now_, wakeups);
+    woken_.assign(wakeups.sessions().begin(), wakeups.sessions().end());
+    check_invariants();
+    return departed;
   }
 
   SessionPhase phase(int session) const { return ledger_.sessions()[session].phase; }
@@ -109,7 +124,8 @@ class LedgerTest : public ::testing::Test {
 
   std::vector<std::max_align_t> block_;
   std::vector<std::int32_t> scratch_;
-  std::vector<std::int32_t> woken_;
+  std::vector<std::int32_t> buffer_;
+  Woken woken_;  // granted by the last configure, login_as or leave
   Ledger ledger_;
   Policy policy_{};
   std::int64_t now_ = 1;
@@ -278,7 +294,8 @@ TEST_F(LedgerTest, ResetStatsZeroesCountersButKeepsActive) {
 
 TEST_F(LedgerTest, OutOfRangeSessionIsAdmittedUncounted) {
   const LoginAttributes login{"x", "r", "d", {}, {}};
-  const Admission a = ledger_.admit(kSessions, kDefaultBudget, login, 1, policy_, 0);
+  Wakeups wakeups(buffer_);
+  const Admission a = ledger_.admit(kSessions, kDefaultBudget, login, 1, policy_, 0, wakeups);
   EXPECT_EQ(a.verdict, Verdict::Admit);
   EXPECT_EQ(a.budget, kNoBudget);
   EXPECT_EQ(booked_sessions(), 0);
@@ -307,13 +324,13 @@ TEST_F(LedgerTest, ReleaseHandsTheSlotToTheOldestWaiter) {
   for (int s = 1; s <= 3; ++s) login_as(s, "worker");
   EXPECT_EQ(ledger_.queue_position(1), 1);
   EXPECT_EQ(ledger_.queue_position(3), 3);
-  EXPECT_EQ(release(0), 1);  // one release wakes exactly the oldest waiter
+  EXPECT_EQ(release(0), Woken{1});  // one release wakes exactly the oldest waiter
   EXPECT_EQ(phase(1), SessionPhase::Active);
   EXPECT_EQ(active("w"), 1);
   EXPECT_EQ(ledger_.queue_position(2), 1);
-  EXPECT_EQ(release(1), 2);
-  EXPECT_EQ(release(2), 3);
-  EXPECT_EQ(release(3), kNoSession);
+  EXPECT_EQ(release(1), Woken{2});
+  EXPECT_EQ(release(2), Woken{3});
+  EXPECT_EQ(release(3), Woken{});
   EXPECT_EQ(active("w"), 0);
   EXPECT_EQ(counters("w").admitted, 4);
   EXPECT_EQ(counters("w").waits, 3);
@@ -327,7 +344,7 @@ TEST_F(LedgerTest, NewcomerNeverOvertakesAWaiter) {
   login_as(2, "worker");  // waits
   // Simulate the instant a slot frees and a newcomer arrives before the waiter runs:
   // the handoff already gave the slot to the waiter, so the newcomer queues.
-  EXPECT_EQ(release(0), 2);
+  EXPECT_EQ(release(0), Woken{2});
   EXPECT_EQ(login_as(3, "worker").verdict, Verdict::Queue);
   EXPECT_EQ(phase(2), SessionPhase::Active);
 }
@@ -337,11 +354,11 @@ TEST_F(LedgerTest, TimeoutRacingAGrantIsDecidedOnce) {
   login_as(0, "worker");
   login_as(1, "worker");
   login_as(2, "worker");
-  const Departed timed_out = ledger_.leave_queue(2, Departure::TimedOut, ++now_);
+  const Departed timed_out = leave(2, Departure::TimedOut);
   EXPECT_TRUE(timed_out.left);
   EXPECT_EQ(counters("w").timed_out, 1);
-  EXPECT_EQ(release(0), 1);
-  const Departed too_late = ledger_.leave_queue(1, Departure::TimedOut, ++now_);
+  EXPECT_EQ(release(0), Woken{1});
+  const Departed too_late = leave(1, Departure::TimedOut);
   EXPECT_FALSE(too_late.left);  // granted first: it is admitted, not timed out
   EXPECT_EQ(phase(1), SessionPhase::Active);
   EXPECT_EQ(counters("w").timed_out, 1);
@@ -353,11 +370,11 @@ TEST_F(LedgerTest, AbandonedWaitersLeaveWithoutTakingASlot) {
   login_as(0, "worker");
   login_as(1, "worker");
   login_as(2, "worker");
-  EXPECT_TRUE(ledger_.leave_queue(1, Departure::Abandoned, ++now_).left);
-  EXPECT_EQ(release(2), kNoSession);  // a terminated waiter (exit callback) also counts
+  EXPECT_TRUE(leave(1, Departure::Abandoned).left);
+  EXPECT_EQ(release(2), Woken{});  // a waiter whose process exits (exit callback) also counts
   EXPECT_EQ(counters("w").abandoned, 2);
   EXPECT_EQ(active("w"), 1);
-  EXPECT_EQ(release(0), kNoSession);
+  EXPECT_EQ(release(0), Woken{});
   EXPECT_EQ(login_as(3, "worker").verdict, Verdict::Admit);
   check_invariants();
 }
@@ -365,10 +382,8 @@ TEST_F(LedgerTest, AbandonedWaitersLeaveWithoutTakingASlot) {
 TEST_F(LedgerTest, RaisedLimitAdmitsWaitersAtOnceInOrder) {
   configure({queueing("w", "worker", 1)});
   for (int s = 0; s < 5; ++s) login_as(s, "worker");
-  const ReconfigureResult result = configure({queueing("w", "worker", 3)});
-  ASSERT_EQ(result.woken, 2);
-  EXPECT_EQ(woken_[0], 1);
-  EXPECT_EQ(woken_[1], 2);
+  configure({queueing("w", "worker", 3)});
+  EXPECT_EQ(woken_, (Woken{1, 2}));
   EXPECT_EQ(phase(3), SessionPhase::Waiting);
   EXPECT_EQ(ledger_.queue_position(3), 1);
   configure({queueing("w", "worker", 1)});  // lowering never ends sessions
@@ -382,9 +397,52 @@ TEST_F(LedgerTest, ReconfigureAppliesRaisedDefaultLimits) {
   login_as(1, "x");
   EXPECT_EQ(phase(1), SessionPhase::Waiting);
   policy_.default_limits.max_connections = 2;  // a reload of postgresql.conf
-  const ReconfigureResult result = configure({});
-  ASSERT_EQ(result.woken, 1);
-  EXPECT_EQ(woken_[0], 1);
+  configure({});
+  EXPECT_EQ(woken_, Woken{1});
+}
+
+TEST_F(LedgerTest, LoginWithARaisedDefaultLimitFirstAdmitsTheWaiters) {
+  policy_.default_limits.max_connections = 1;
+  policy_.default_limits.on_full = OnFull::Queue;
+  login_as(0, "x");
+  login_as(1, "x");
+  login_as(2, "x");
+  policy_.default_limits.max_connections = 10;  // the next login's settings say so
+  EXPECT_EQ(login_as(3, "x").verdict, Verdict::Admit);
+  EXPECT_EQ(woken_, (Woken{1, 2}));
+}
+
+TEST_F(LedgerTest, EnforcementSwitchedOffAdmitsWaitersBeforeNewcomers) {
+  configure({queueing("w", "worker", 1)});
+  login_as(0, "worker");
+  login_as(1, "worker");
+  login_as(2, "worker");
+  policy_.enforcement_enabled = false;
+  EXPECT_EQ(login_as(3, "worker").verdict, Verdict::AdmitOverLimit);
+  EXPECT_EQ(woken_, (Woken{1, 2}));
+  policy_.enforcement_enabled = true;
+}
+
+TEST_F(LedgerTest, MonitorModeByReloadAdmitsTheWaiters) {
+  configure({queueing("w", "worker", 1)});
+  login_as(0, "worker");
+  login_as(1, "worker");
+  BudgetDefinition monitored = queueing("w", "worker", 1);
+  monitored.limits.mode = Mode::Monitor;
+  configure({monitored});
+  EXPECT_EQ(woken_, Woken{1});
+}
+
+TEST_F(LedgerTest, LeavingReportsTheBudgetAWaiterWasMovedTo) {
+  configure({queueing("w", "worker", 1)});
+  login_as(0, "worker");
+  login_as(1, "worker");
+  policy_.default_limits.max_connections = 0;
+  policy_.default_limits.on_full = OnFull::Queue;
+  configure({});
+  const Departed departed = leave(1, Departure::TimedOut);
+  EXPECT_TRUE(departed.left);
+  EXPECT_EQ(departed.budget, kDefaultBudget);
 }
 
 TEST_F(LedgerTest, WaitersOfADeletedBudgetMoveToDefault) {
@@ -397,14 +455,14 @@ TEST_F(LedgerTest, WaitersOfADeletedBudgetMoveToDefault) {
   login_as(4, "other");
   const ReconfigureResult result = configure({});
   EXPECT_EQ(result.moved_to_default, 5);
-  // default admits 2 and has 3 already active: nobody is granted, the waiters keep their
+  // default admits 2 and has 2 already active: nobody is granted, the waiters keep their
   // arrival order in default's queue.
-  EXPECT_EQ(result.woken, 0);
+  EXPECT_EQ(woken_, Woken{});
   EXPECT_EQ(ledger_.queue_position(1), 1);
   EXPECT_EQ(ledger_.queue_position(3), 2);
   EXPECT_EQ(ledger_.queue_position(4), 3);
-  EXPECT_EQ(release(0), 1);
-  EXPECT_EQ(release(2), 3);
+  EXPECT_EQ(release(0), Woken{1});
+  EXPECT_EQ(release(2), Woken{3});
   EXPECT_EQ(phase(4), SessionPhase::Waiting);
 }
 
@@ -426,11 +484,17 @@ TEST_F(LedgerTest, RandomOperationsKeepEveryInvariant) {
         configure(configurations[random() % configurations.size()]);
         break;
       case 1:
-        ledger_.leave_queue(session, random() % 2 ? Departure::TimedOut : Departure::Abandoned, ++now_);
-        check_invariants();
+        leave(session, random() % 2 ? Departure::TimedOut : Departure::Abandoned);
+        break;
+      case 5:
+        policy_.enforcement_enabled = !policy_.enforcement_enabled;
+        policy_.default_limits.max_connections = static_cast<int>(random() % 4);
         break;
       case 2: case 3: case 4:
         release(session);
+        break;
+      case 6:
+        policy_.enforcement_enabled = true;
         break;
       default:
         if (phase(session) == SessionPhase::Free) login_as(session, apps[random() % 4]);
