@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo: a throwaway PostgreSQL with pg_connbudget preloaded, budgets for the seed's four
 # applications (an API backend and three kinds of worker container), workers scaled past
-# their budgets (two kinds queue, one is refused), and connbudget.status printed during
-# and after. As root on a fresh
+# their budgets (two kinds queue, one is refused) and past the server while the API
+# backend's reservation stays available, and connbudget.status printed during and after. As root on a fresh
 # Debian 12 machine it first installs what it needs and the extension, then runs the server
 # as the unprivileged "postgres" user.
 set -euo pipefail
@@ -36,13 +36,13 @@ echo "   they wait). Budgets for the seed's applications:"
 q <<'SQL'
 CREATE EXTENSION pg_connbudget;
 CREATE ROLE app LOGIN;
-INSERT INTO connbudget.budgets (name, application_name, max_connections, reserved, on_full, queue_timeout, comment) VALUES
-  ('api',        'backend',           10, 10, 'reject', NULL,  'the API backend: one pool of 10'),
-  ('extraction', 'extraction_worker',  9,  0, 'queue',  '10s', '3 containers x 3; more wait their turn'),
-  ('semantic',   'semantic_worker',    9,  0, 'queue',  '10s', '3 containers x 3; more wait their turn'),
-  ('event',      'event_worker',       9,  0, 'reject', NULL,  '3 containers x 3; more are refused');
+INSERT INTO connbudget.budgets (name, application_name, max_connections, reserved, on_full, queue_timeout, priority, comment) VALUES
+  ('api',        'backend',           10, 10, 'reject', NULL,  0, 'the API backend: one pool of 10, always available'),
+  ('extraction', 'extraction_worker', 12,  0, 'queue',  '10s', 2, '4 containers x 3; more wait their turn'),
+  ('semantic',   'semantic_worker',   12,  0, 'queue',  '10s', 1, '4 containers x 3; more wait their turn'),
+  ('event',      'event_worker',      12,  0, 'reject', NULL,  0, '4 containers x 3; more are refused');
 SELECT connbudget.reload() AS generation \gset
-SELECT name, application_name, max_connections, reserved, on_full, queue_timeout FROM connbudget.budgets ORDER BY name;
+SELECT name, application_name, max_connections, reserved, on_full, queue_timeout, priority FROM connbudget.budgets ORDER BY name;
 SQL
 
 hold() {  # hold <application_name> <count> <seconds>: that many sessions, each in its own client
@@ -51,29 +51,39 @@ hold() {  # hold <application_name> <count> <seconds>: that many sessions, each 
   done
 }
 
-echo "== The API backend opens 6 connections; each worker type scales to 5 containers x 3 = 15"
-echo "   connections, each held for 3 seconds."
+echo "== The API backend opens 6 connections; each worker type scales to 6 containers x 3 = 18"
+echo "   connections (54 in all), each held for 3 seconds."
 hold backend 6 8
-for worker in extraction_worker semantic_worker event_worker; do hold "$worker" 15 3; done
+for worker in extraction_worker semantic_worker event_worker; do hold "$worker" 18 3; done
 sleep 1.5
 
-echo "== Event workers past their budget (on_full = reject) are refused at login, SQLSTATE 53300:"
-echo "   refused logins: $(grep -c 'is full' "$dir/refused.log" || true)"
-grep -m1 -A2 'FATAL' "$dir/refused.log" | sed 's/^/   /'
+example() {  # example <message>: how many refusals said so, and the first of them
+  echo "   refused logins: $(grep -c "FATAL:  $1" "$dir/refused.log" || true)"
+  { grep -m1 -A2 "FATAL:  $1" "$dir/refused.log" || true; } | sed 's/^/   /'
+}
 echo "== Extraction and semantic workers past their budget (on_full = queue) wait their turn:"
 q -c "SELECT budget, state, count(*), max(queue_position) AS last_in_line, round(max(waited_ms)) AS longest_wait_ms FROM connbudget.sessions WHERE budget IN ('extraction', 'semantic') GROUP BY 1, 2 ORDER BY 1, 2"
+echo "== Event workers past their budget (on_full = reject) are refused at login, SQLSTATE 53300:"
+example 'connection budget "event" is full'
+echo "== Waiting logins hold a backend too. Beyond 57 - 10 (kept free for the API), workers are"
+echo "   refused, queueing or not; a lower-priority waiter gives its place to a higher-priority login:"
+example 'remaining connections are reserved'
 
-echo "== The API backend still logs in (no worker can take its slots):"
-PGAPPNAME=backend psql -U app -X -At -c "SELECT '   the API backend logged in: ' || current_setting('application_name') || ' as ' || current_user"
+echo "== The API backend still logs in 4 more times (its reservation is kept free for it):"
+for _ in 1 2 3 4; do
+  PGAPPNAME=backend psql -U app -X -At -c "SELECT '   the API backend logged in: ' || current_setting('application_name') || ' as ' || current_user"
+done
+echo "   and connbudget.explain() says why a further worker login is refused:"
+q -x -c "SELECT budget, verdict, server_capacity, server_in_use, reserved_for_others FROM connbudget.explain('event_worker', 'app', 'postgres')" | sed 's/^/   /'
 
 echo "== SELECT * FROM connbudget.status; during the overload"
-q -c "SELECT budget, max_connections, on_full, active, waiting, peak, admitted, rejected, queued FROM connbudget.status"
+q -c "SELECT budget, max_connections, reserved, on_full, active, waiting, peak, admitted, rejected, queued, reserved_in_use, server_free FROM connbudget.status"
 echo "== Who holds what (connbudget.sessions):"
 q -c "SELECT budget, state, role_name, count(*) AS sessions FROM connbudget.sessions GROUP BY 1, 2, 3 ORDER BY 1, 2"
 
 wait
 echo "== After the sessions ended, every slot came back:"
 q -c "SELECT budget, active, waiting, peak, admitted, rejected FROM connbudget.status"
-echo "== Queued workers got in as slots freed (none refused); what it cost, measured inside the extension:"
+echo "== Queued workers got in as slots freed; what it cost, measured inside the extension:"
 q -c "SELECT budget, admitted, rejected, queued, timed_out, round(avg_wait_ms) AS avg_wait_ms, round(max_wait_ms) AS max_wait_ms FROM connbudget.status WHERE budget IN ('extraction', 'semantic', 'event')"
 q -c "SELECT measure, count, round(mean_us::numeric, 1) AS mean_us, round(p50_us::numeric, 1) AS p50_us, round(p99_us::numeric, 1) AS p99_us FROM connbudget.latency"

@@ -39,7 +39,8 @@ CREATE FUNCTION connbudget.status(
     OUT mode text, OUT active integer, OUT waiting integer, OUT peak integer,
     OUT admitted bigint, OUT rejected bigint, OUT queued bigint, OUT timed_out bigint,
     OUT abandoned bigint, OUT avg_wait_ms double precision, OUT max_wait_ms double precision,
-    OUT stats_reset timestamptz)
+    OUT stats_reset timestamptz, OUT reserved_in_use integer, OUT server_free integer,
+    OUT priority integer)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_status' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.status AS SELECT * FROM connbudget.status();
 
@@ -55,7 +56,7 @@ CREATE VIEW connbudget.sessions AS SELECT * FROM connbudget.sessions();
 CREATE FUNCTION connbudget.worker(
     OUT pid integer, OUT database text, OUT generation bigint, OUT budgets integer,
     OUT loaded_at timestamptz, OUT checked_at timestamptz, OUT last_error text,
-    OUT last_error_at timestamptz)
+    OUT last_error_at timestamptz, OUT capacity integer, OUT reservation_shortfall integer)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_worker' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.worker AS SELECT * FROM connbudget.worker();
 
@@ -71,6 +72,14 @@ CREATE FUNCTION connbudget.match(application_name text, role_name text, database
                                  client_addr inet DEFAULT NULL)
 RETURNS text AS 'MODULE_PATHNAME', 'connbudget_match' LANGUAGE C STABLE;
 
+-- What such a login would get now, why, and the numbers behind it.
+CREATE FUNCTION connbudget.explain(application_name text, role_name text, database_name text,
+                                   client_addr inet DEFAULT NULL,
+    OUT budget text, OUT verdict text, OUT reason text, OUT active integer, OUT waiting integer,
+    OUT max_connections integer, OUT reserved integer, OUT server_capacity integer,
+    OUT server_in_use integer, OUT reserved_for_others integer)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_explain' LANGUAGE C VOLATILE ROWS 1;
+
 CREATE FUNCTION connbudget.reload() RETURNS bigint
     AS 'MODULE_PATHNAME', 'connbudget_reload' LANGUAGE C VOLATILE;
 
@@ -83,5 +92,6 @@ GRANT USAGE ON SCHEMA connbudget TO pg_monitor;
 GRANT SELECT ON connbudget.budgets, connbudget.status, connbudget.sessions,
                 connbudget.worker, connbudget.latency TO pg_monitor;
 GRANT EXECUTE ON FUNCTION connbudget.status(), connbudget.sessions(), connbudget.worker(),
-                          connbudget.latency(), connbudget.match(text, text, text, inet)
+                          connbudget.latency(), connbudget.match(text, text, text, inet),
+                          connbudget.explain(text, text, text, inet)
     TO pg_monitor;

@@ -36,6 +36,21 @@ COMMIT;
 SELECT connbudget.reload() > 0 AS live;
 SELECT max_connections FROM connbudget.status WHERE budget = 'api';
 
+-- Reservations in status: how much of each is in use, and what nobody has reserved
+-- (capacity 47 = 50 - 3; api reserves 4 and uses none; this session is exempt).
+SELECT budget, reserved, reserved_in_use, server_free, priority FROM connbudget.status;
+
+-- explain(): the verdict a login would get now, why, and the numbers behind it.
+INSERT INTO connbudget.budgets (name, application_name, max_connections, on_full)
+VALUES ('closed', 'closed', 0, 'reject'), ('waits', 'waits', 0, 'queue');
+SELECT connbudget.reload() > 0 AS live;
+SELECT * FROM connbudget.explain('backend', 'someone', 'db') \gx
+SELECT budget, verdict FROM connbudget.explain('closed', 'someone', 'db');
+SELECT budget, verdict FROM connbudget.explain('waits', 'someone', 'db');
+SELECT budget, verdict FROM connbudget.explain('my_worker', 'someone', 'db');
+SELECT budget, verdict FROM connbudget.explain('backend', current_user, 'db');
+DELETE FROM connbudget.budgets WHERE name IN ('closed', 'waits');
+
 -- Deleting a budget removes its row.
 DELETE FROM connbudget.budgets WHERE name = 'workers';
 SELECT connbudget.reload() > 0 AS live;

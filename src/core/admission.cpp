@@ -9,12 +9,16 @@ bool has_room(const BudgetLimits& limits, std::int32_t active) noexcept {
   return limits.max_connections == BudgetLimits::kUnlimited || active < limits.max_connections;
 }
 
-Verdict decide(const BudgetLimits& limits, std::int32_t active, std::int32_t waiting,
-               const Policy& policy) noexcept {
-  if (waiting == 0 && has_room(limits, active)) return Verdict::Admit;
-  if (!policy.enforcement_enabled || limits.mode == Mode::Monitor) return Verdict::AdmitOverLimit;
+Verdict decide(const BudgetLimits& limits, const Pressure& pressure, const Policy& policy) noexcept {
+  const bool enforced = policy.enforcement_enabled && limits.mode == Mode::Enforce;
+  if (pressure.waiting == 0 && has_room(limits, pressure.active)) {
+    if (pressure.server_room) return Verdict::Admit;
+    return enforced ? Verdict::RefuseReserved : Verdict::AdmitOverLimit;
+  }
+  if (!enforced) return Verdict::AdmitOverLimit;
   if (limits.on_full == OnFull::Reject) return Verdict::Refuse;
-  return waiting < policy.max_queue_of(limits) ? Verdict::Queue : Verdict::RefuseQueueFull;
+  if (pressure.waiting >= policy.max_queue_of(limits)) return Verdict::RefuseQueueFull;
+  return pressure.server_room ? Verdict::Queue : Verdict::RefuseReserved;
 }
 
 }  // namespace connbudget

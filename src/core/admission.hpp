@@ -1,7 +1,8 @@
-// The admission decision for one login: given its budget's limits and how many sessions
-// the budget holds and how many logins wait for it, admit it, admit it although
-// enforcement would not (monitor mode or connbudget.enabled = off), queue it, or refuse
-// it. Pure; the ledger applies the verdict.
+// The admission decision for one login: given its budget's limits, how many sessions the
+// budget holds and how many logins wait for it, and whether the server has room for one
+// more without touching other budgets' unused reservations: admit it, admit it although
+// enforcement would not (monitor mode or connbudget.enabled = off), queue it, or refuse it.
+// Pure; the ledger applies the verdict.
 #pragma once
 
 #include <cstdint>
@@ -12,18 +13,28 @@ namespace connbudget {
 
 enum class Verdict : std::uint8_t {
   Admit,            // within the budget
-  AdmitOverLimit,   // the budget is full, but it only monitors or enforcement is off
+  AdmitOverLimit,   // enforcement would not admit it, but the budget only monitors or it is off
   Queue,            // the budget is full (or others wait): wait for a slot
   Refuse,           // the budget is full and refuses
   RefuseQueueFull,  // the budget is full and so is its queue
+  RefuseReserved,   // what the server has left is reserved for other budgets
 };
+
+// True for the verdicts that turn the login away.
+constexpr bool refuses(Verdict verdict) noexcept {
+  return verdict == Verdict::Refuse || verdict == Verdict::RefuseQueueFull ||
+         verdict == Verdict::RefuseReserved;
+}
 
 // What the settings say for everything a budget row leaves to them.
 struct Policy {
-  BudgetLimits default_limits;        // the implicit default budget
+  BudgetLimits default_limits;           // the implicit default budget
   std::int32_t queue_timeout_ms = 5000;  // budgets whose queue_timeout is NULL
   std::int32_t max_queue = 32;           // budgets whose max_queue is NULL
   bool enforcement_enabled = true;
+  // Backends the server gives ordinary logins (max_connections minus those kept for
+  // superusers); every counted session and every waiting login holds one.
+  std::int32_t capacity = 100;
 
   std::int32_t max_queue_of(const BudgetLimits& limits) const noexcept {
     return limits.max_queue == BudgetLimits::kFromSetting ? max_queue : limits.max_queue;
@@ -34,12 +45,21 @@ struct Policy {
   }
 };
 
+// A budget, and the server's room for one more login of it, at the moment of a login.
+struct Pressure {
+  std::int32_t active = 0;   // sessions the budget holds
+  std::int32_t waiting = 0;  // logins waiting for it
+  // True if one more backend of this budget leaves every other budget's unused
+  // reservation free (always true below the budget's own reservation).
+  bool server_room = true;
+};
+
 // True if a budget with these limits has a free slot while holding `active` sessions.
 bool has_room(const BudgetLimits& limits, std::int32_t active) noexcept;
 
 // A newcomer never overtakes a waiter: with logins waiting, it queues (or is refused)
-// even if a slot is free at this instant.
-Verdict decide(const BudgetLimits& limits, std::int32_t active, std::int32_t waiting,
-               const Policy& policy) noexcept;
+// even if a slot is free at this instant. A waiting login holds a backend too, so it may
+// queue only where it could be admitted as far as the server's room goes.
+Verdict decide(const BudgetLimits& limits, const Pressure& pressure, const Policy& policy) noexcept;
 
 }  // namespace connbudget

@@ -85,25 +85,97 @@ const BudgetLimits& Ledger::limits_of(std::int32_t budget) const noexcept {
   return budget == kExemptBudget ? unlimited : budgets_[budget].definition.limits;
 }
 
+void Ledger::adopt(const Policy& policy) noexcept {
+  budgets_[kDefaultBudget].definition.limits = policy.default_limits;
+  header_->enforcement_enabled = policy.enforcement_enabled;
+  header_->capacity = policy.capacity;
+}
+
+std::int32_t Ledger::unused_reservation(std::int32_t budget) const noexcept {
+  const BudgetState& state = budgets_[budget];
+  return std::max(0, state.reserved - state.active - state.waiting);
+}
+
+void Ledger::occupy(std::int32_t budget, std::int32_t active_delta, std::int32_t waiting_delta) noexcept {
+  const std::int32_t unused_before = unused_reservation(budget);
+  budgets_[budget].active += active_delta;
+  budgets_[budget].waiting += waiting_delta;
+  header_->occupied += active_delta + waiting_delta;
+  header_->unused_reserved += unused_reservation(budget) - unused_before;
+}
+
+bool Ledger::server_room(std::int32_t budget) const noexcept {
+  if (budget == kExemptBudget || unused_reservation(budget) > 0) return true;
+  return header_->capacity - header_->occupied - 1 >= header_->unused_reserved;
+}
+
+Admission Ledger::evaluate(std::int32_t budget, const Policy& policy) const noexcept {
+  const BudgetState& state = budgets_[budget];
+  const BudgetLimits& limits = limits_of(budget);
+  const Pressure pressure{state.active, state.waiting, server_room(budget)};
+  Admission a;
+  a.verdict = decide(limits, pressure, policy);
+  a.budget = budget;
+  a.active = state.active;
+  a.waiting = state.waiting;
+  a.limit = limits.max_connections;
+  a.reserved = state.reserved;
+  a.queue_timeout_ms = policy.queue_timeout_of(limits);
+  a.capacity = header_->capacity;
+  a.free = header_->capacity - header_->occupied;
+  a.reserved_for_others = header_->unused_reserved - unused_reservation(budget);
+  return a;
+}
+
+std::int32_t Ledger::displace_for(std::int32_t budget) noexcept {
+  const std::int32_t priority = limits_of(budget).priority;
+  std::int32_t victim_budget = kNoBudget;
+  for (std::size_t b = 0; b < budgets_.size(); ++b) {
+    const BudgetState& candidate = budgets_[b];
+    if (candidate.queue_tail == kNoSession || limits_of(static_cast<std::int32_t>(b)).priority >= priority)
+      continue;
+    if (victim_budget == kNoBudget) {
+      victim_budget = static_cast<std::int32_t>(b);
+      continue;
+    }
+    const std::int32_t best = limits_of(victim_budget).priority, mine = limits_of(static_cast<std::int32_t>(b)).priority;
+    if (mine < best || (mine == best && sessions_[candidate.queue_tail].ticket >
+                                            sessions_[budgets_[victim_budget].queue_tail].ticket))
+      victim_budget = static_cast<std::int32_t>(b);
+  }
+  if (victim_budget == kNoBudget) return kNoSession;
+  const std::int32_t victim = budgets_[victim_budget].queue_tail;
+  unlink(victim);
+  ++budgets_[victim_budget].counters.rejected;
+  sessions_[victim].phase = SessionPhase::Displaced;
+  sessions_[victim].displaced_by = budget;
+  return victim;
+}
+
 Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
                         std::int32_t pid, const Policy& policy, std::int64_t now_us,
                         Wakeups& wakeups) noexcept {
   if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size() || budget < 0 ||
       static_cast<std::size_t>(budget) >= budgets_.size())
-    return Admission{Verdict::Admit, kNoBudget, 0, 0, BudgetLimits::kUnlimited, 0};
+    return Admission{};
   release(session, now_us, wakeups);  // a slot is never booked twice
   // This login's settings may have raised the default limit or switched enforcement off:
   // waiters that now fit go first, so that the newcomer cannot overtake them.
-  budgets_[kDefaultBudget].definition.limits = policy.default_limits;
-  header_->enforcement_enabled = policy.enforcement_enabled;
+  adopt(policy);
   grant_waiters(kDefaultBudget, now_us, wakeups);
   grant_waiters(budget, now_us, wakeups);
 
   BudgetState& state = budgets_[budget];
-  const BudgetLimits& limits = limits_of(budget);
-  Admission admission{decide(limits, state.active, state.waiting, policy), budget, state.active,
-                      state.waiting, limits.max_connections, policy.queue_timeout_of(limits)};
-  if (admission.verdict == Verdict::Refuse || admission.verdict == Verdict::RefuseQueueFull) {
+  Admission admission = evaluate(budget, policy);
+  if (admission.verdict == Verdict::RefuseReserved) {
+    const std::int32_t displaced = displace_for(budget);
+    if (displaced != kNoSession) {
+      wakeups.add(displaced);
+      admission = evaluate(budget, policy);
+      admission.displaced = displaced;
+    }
+  }
+  if (refuses(admission.verdict)) {
     ++state.counters.rejected;
     return admission;
   }
@@ -124,7 +196,7 @@ Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAt
     return admission;
   }
   slot.phase = SessionPhase::Active;
-  ++state.active;
+  occupy(budget, 1, 0);
   ++state.counters.admitted;
   record_peak(state);
   return admission;
@@ -140,7 +212,7 @@ void Ledger::enqueue(std::int32_t session) noexcept {
   else
     budget.queue_head = session;
   budget.queue_tail = session;
-  ++budget.waiting;
+  occupy(slot.budget, 0, 1);
 }
 
 void Ledger::unlink(std::int32_t session) noexcept {
@@ -155,7 +227,7 @@ void Ledger::unlink(std::int32_t session) noexcept {
   else
     budget.queue_tail = slot.prev;
   slot.next = slot.prev = kNoSession;
-  --budget.waiting;
+  occupy(slot.budget, 0, -1);
 }
 
 bool Ledger::may_grow(std::int32_t budget) const noexcept {
@@ -174,7 +246,7 @@ void Ledger::grant_waiters(std::int32_t budget, std::int64_t now_us, Wakeups& wa
     slot.waited_us = now_us - slot.since_us;
     slot.granted_us = now_us;
     slot.since_us = now_us;
-    ++state.active;
+    occupy(budget, 1, 0);
     ++state.counters.admitted;
     ++state.counters.waits;
     state.counters.wait_total_us += slot.waited_us;
@@ -189,11 +261,15 @@ void Ledger::release(std::int32_t session, std::int64_t now_us, Wakeups& wakeups
   SessionState& slot = sessions_[session];
   const std::int32_t budget = slot.budget;
   if (slot.phase == SessionPhase::Free) return;
+  if (slot.phase == SessionPhase::Displaced) {  // counted nowhere any more
+    slot = SessionState();
+    return;
+  }
   if (slot.phase == SessionPhase::Waiting) {
     unlink(session);
     ++budgets_[budget].counters.abandoned;
   } else {
-    --budgets_[budget].active;
+    occupy(budget, -1, 0);
   }
   slot = SessionState();
   grant_waiters(budget, now_us, wakeups);
@@ -286,7 +362,10 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
               !(budgets_[slot_of[i]].definition == definitions[i]);
   for (std::size_t slot = 0; slot < budgets_.size(); ++slot) expected[slot] = budgets_[slot].active;
   for (std::size_t slot = kFirstConfiguredBudget; slot < budgets_.size(); ++slot) {
-    if (mark[slot] == kUntouched) budgets_[slot].configured = false;
+    if (mark[slot] == kUntouched) {
+      budgets_[slot].configured = false;
+      budgets_[slot].reserved = 0;
+    }
     if (mark[slot] != kNew) continue;
     budgets_[slot] = BudgetState();
     budgets_[slot].configured = true;
@@ -305,6 +384,16 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
     budget.active = budget.waiting = 0;
     budget.queue_head = budget.queue_tail = kNoSession;
   }
+  adopt(policy);
+  // Reservations in match order, as far as the capacity goes.
+  std::int32_t promised = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    BudgetState& budget = budgets_[slot_of[i]];
+    budget.reserved = std::clamp(header_->capacity - promised, 0, budget.definition.limits.reserved);
+    promised += budget.reserved;
+    result.reservation_shortfall += budget.definition.limits.reserved - budget.reserved;
+  }
+  header_->occupied = header_->unused_reserved = 0;
   std::size_t waiter_count = 0;
   for (std::size_t s = 0; s < sessions_.size(); ++s) {
     SessionState& session = sessions_[s];
@@ -314,13 +403,18 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
         --expected[session.budget];
         ++expected[kDefaultBudget];
       }
+      if (session.phase != SessionPhase::Displaced) ++result.moved_to_default;
       session.budget = kDefaultBudget;
-      ++result.moved_to_default;
     }
+    if (session.phase == SessionPhase::Displaced) continue;
     if (session.phase == SessionPhase::Active)
       ++budgets_[session.budget].active;
     else
       waiters[waiter_count++] = static_cast<std::int32_t>(s);
+  }
+  for (std::size_t b = 0; b < budgets_.size(); ++b) {
+    header_->occupied += budgets_[b].active;
+    header_->unused_reserved += unused_reservation(static_cast<std::int32_t>(b));
   }
   std::sort(waiters.begin(), waiters.begin() + waiter_count,
             [this](std::int32_t a, std::int32_t b) { return sessions_[a].ticket < sessions_[b].ticket; });
@@ -333,8 +427,6 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
 
   header_->configured_count = static_cast<std::int32_t>(count);
   header_->uses_role_groups = uses_role_groups;
-  budgets_[kDefaultBudget].definition.limits = policy.default_limits;
-  header_->enforcement_enabled = policy.enforcement_enabled;
   if (changed) ++header_->generation;
   result.status = changed ? Status::Applied : Status::Unchanged;
 

@@ -9,9 +9,16 @@
 // every function that frees capacity or changes limits grants all waiters that now fit
 // and lists them in a Wakeups, whose latches the caller sets after releasing the lock.
 //
+// Reservations: every counted session and every waiting login holds one of the server's
+// backends (the capacity). A budget below its reservation is always admitted; above it, a
+// login may stay (admitted or queued) only if the server keeps room for every other
+// budget's unused reservation. If it may not, it takes the place of the youngest waiter of
+// a budget with a lower priority, if there is one (that waiter is displaced and told so).
+//
 // Invariants: a budget's `active` and `waiting` equal the numbers of session slots naming
-// it in that state, and its queue holds exactly its waiting slots, oldest first. Slots are
-// the truth: reconfigure() recounts and rebuilds the queues from them. Nobody waits while
+// it in that state, and its queue holds exactly its waiting slots, oldest first; the
+// header's `occupied` and `unused_reserved` are the sums over all budgets. Slots are the
+// truth: reconfigure() recounts and rebuilds everything from them. Nobody waits while
 // their budget could take one more session.
 #pragma once
 
@@ -51,6 +58,7 @@ struct BudgetCounters {
 struct BudgetState {
   BudgetDefinition definition;  // for default: the limits of the last login's settings
   bool configured = false;  // part of the live configuration (always true for the implicit two)
+  std::int32_t reserved = 0;  // the reservation honoured: definition's, cut if the server is short
   std::int32_t active = 0;
   std::int32_t waiting = 0;
   std::int32_t queue_head = kNoSession;  // oldest waiter
@@ -58,7 +66,9 @@ struct BudgetState {
   BudgetCounters counters;
 };
 
-enum class SessionPhase : std::uint8_t { Free, Waiting, Active };
+// Displaced: was waiting, gave its place to a higher-priority login; counted nowhere, its
+// backend is about to exit.
+enum class SessionPhase : std::uint8_t { Free, Waiting, Active, Displaced };
 
 struct SessionState {
   SessionPhase phase = SessionPhase::Free;
@@ -70,6 +80,7 @@ struct SessionState {
   std::uint64_t ticket = 0;      // waiting: arrival order across all budgets
   std::int32_t next = kNoSession;  // waiting: the next (younger) waiter of the budget
   std::int32_t prev = kNoSession;
+  std::int32_t displaced_by = kNoBudget;  // displaced: the budget it gave its place to
   FixedString<kNameMax> application_name;  // truncated like pg_stat_activity's
   FixedString<kNameMax> role_name;
   FixedString<kNameMax> database_name;
@@ -80,6 +91,9 @@ struct LedgerHeader {
   std::uint64_t generation = 0;  // bumped by every reconfigure() that changes something
   std::uint64_t next_ticket = 1;
   bool enforcement_enabled = true;  // connbudget.enabled, as the last login or reload saw it
+  std::int32_t capacity = 0;         // the server's backends for ordinary logins (Policy)
+  std::int32_t occupied = 0;         // sum of active + waiting over all budgets
+  std::int32_t unused_reserved = 0;  // sum of reserved - active - waiting, where positive
   std::int32_t configured_count = 0;
   bool uses_role_groups = false;  // some budget matches "+role": logins must supply member_of
 };
@@ -90,7 +104,12 @@ struct Admission {
   std::int32_t active = 0;   // sessions the budget held when the login was decided
   std::int32_t waiting = 0;  // logins that waited for it then (not counting this one)
   std::int32_t limit = BudgetLimits::kUnlimited;
+  std::int32_t reserved = 0;  // the budget's reservation
   std::int32_t queue_timeout_ms = 0;  // with Verdict::Queue: how long to wait at most
+  std::int32_t capacity = 0;          // the server then: its capacity,
+  std::int32_t free = 0;              // how much of it was free,
+  std::int32_t reserved_for_others = 0;  // and how much of that other budgets had reserved
+  std::int32_t displaced = kNoSession;   // a lower-priority waiter that gave its place
 };
 
 // Why a waiting login leaves the queue without its slot (terminated ones count as
@@ -122,6 +141,7 @@ struct ReconfigureResult {
   Status status = Status::Unchanged;
   std::int32_t moved_to_default = 0;  // sessions of deleted budgets, now counted under default
   std::int32_t corrected = 0;         // budgets whose counts disagreed with their sessions
+  std::int32_t reservation_shortfall = 0;  // reserved slots the capacity cannot honour
   std::string_view duplicate;         // with DuplicateName: the name (a view into the input)
 };
 
@@ -139,9 +159,13 @@ class Ledger {
   // budget (in match order) whose rule matches, else kDefaultBudget.
   std::int32_t classify(const LoginAttributes& login, bool exempt) const noexcept;
 
+  // What a login into `budget` would get now, with the numbers; changes nothing.
+  Admission evaluate(std::int32_t budget, const Policy& policy) const noexcept;
+
   // Decides the login of session slot `session` into `budget` and books the slot as
-  // active (admitted) or waiting (queued), or books nothing (refused). A slot still booked
-  // is released first. Also records the policy's default limits and enforcement switch.
+  // active (admitted) or waiting (queued), or books nothing (refused); may displace a
+  // lower-priority waiter (listed in wakeups). A slot still booked is released first.
+  // Also records the policy's default limits, enforcement switch and capacity.
   Admission admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
                   std::int32_t pid, const Policy& policy, std::int64_t now_us,
                   Wakeups& wakeups) noexcept;
@@ -155,9 +179,10 @@ class Ledger {
   Departed leave_queue(std::int32_t session, Departure why, std::int64_t now_us,
                        Wakeups& wakeups) noexcept;
 
-  // Makes `definitions` (validated, in match order) and the policy's default limits and
-  // enforcement switch the live configuration. Budgets keep their counters by name;
-  // sessions and waiters of deleted budgets move to default; counts and queues are rebuilt
+  // Makes `definitions` (validated, in match order) and the policy's default limits,
+  // enforcement switch and capacity the live configuration. Budgets keep their counters by
+  // name; sessions and waiters of deleted budgets move to default; reservations are
+  // honoured in match order as far as the capacity goes; counts and queues are rebuilt
   // from the session slots; waiters that now fit are granted their slot. On an error
   // status nothing has changed.
   ReconfigureResult reconfigure(std::span<const BudgetDefinition> definitions, const Policy& policy,
@@ -187,6 +212,17 @@ class Ledger {
   std::size_t table_size() const noexcept;
   void enqueue(std::int32_t session) noexcept;
   void unlink(std::int32_t session) noexcept;
+  // The part of a budget's reservation it does not use.
+  std::int32_t unused_reservation(std::int32_t budget) const noexcept;
+  // Changes a budget's counts, keeping the header's sums true.
+  void occupy(std::int32_t budget, std::int32_t active_delta, std::int32_t waiting_delta) noexcept;
+  // True if one more backend of `budget` leaves every other unused reservation free.
+  bool server_room(std::int32_t budget) const noexcept;
+  // Makes room for a login of `budget` by displacing the youngest waiter of the lowest-
+  // priority budget below it; returns that waiter, or kNoSession.
+  std::int32_t displace_for(std::int32_t budget) noexcept;
+  // Applies the policy's settings to the ledger.
+  void adopt(const Policy& policy) noexcept;
   // True if `budget` may hold one more session: room under its limit, or not enforced.
   bool may_grow(std::int32_t budget) const noexcept;
   // Hands every slot `budget` can now give to its waiters, oldest first.

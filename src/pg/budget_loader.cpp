@@ -63,9 +63,11 @@ void publish(std::span<const BudgetDefinition> budgets) {
   const ReconfigureResult result = ledger().reconfigure(budgets, policy, scratch, now, wakeups);
   const bool loaded = result.status == ReconfigureResult::Status::Applied ||
                       result.status == ReconfigureResult::Status::Unchanged;
+  const int previous_shortfall = state.reservation_shortfall;
   if (loaded) {
     state.budgets_loaded = static_cast<int>(budgets.size());
     state.loaded_at = now;
+    state.reservation_shortfall = result.reservation_shortfall;
   }
   const uint64 generation = ledger().header().generation;
   LWLockRelease(state.lock);
@@ -85,6 +87,13 @@ void publish(std::span<const BudgetDefinition> budgets) {
   if (result.moved_to_default > 0)
     ereport(LOG, (errmsg("pg_connbudget: %d sessions of deleted budgets are now counted under \"default\"",
                          result.moved_to_default)));
+  if (loaded && result.reservation_shortfall > 0 &&
+      (result.status == ReconfigureResult::Status::Applied || result.reservation_shortfall != previous_shortfall))
+    ereport(WARNING, (errmsg("pg_connbudget: the budgets reserve %d connections more than the server's %d can honour",
+                             result.reservation_shortfall, policy.capacity),
+                      errdetail("Reservations are honoured in match order; the last ones are cut short. "
+                                "The server's capacity is %s.", describe_connection_capacity()),
+                      errhint("Lower reserved in connbudget.budgets, or raise max_connections.")));
   if (result.corrected > 0)
     ereport(WARNING, (errmsg("pg_connbudget: corrected the session counts of %d budgets", result.corrected),
                       errdetail("The counts disagreed with the sessions holding slots; please report this.")));

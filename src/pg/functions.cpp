@@ -1,4 +1,5 @@
-// SQL functions connbudget.match(), connbudget.reload() and connbudget.reset_stats().
+// SQL functions connbudget.match(), connbudget.explain(), connbudget.reload() and
+// connbudget.reset_stats().
 extern "C" {
 #include "postgres.h"
 
@@ -11,15 +12,18 @@ extern "C" {
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(connbudget_match);
+PG_FUNCTION_INFO_V1(connbudget_explain);
 PG_FUNCTION_INFO_V1(connbudget_reload);
 PG_FUNCTION_INFO_V1(connbudget_reset_stats);
 PGDLLEXPORT Datum connbudget_match(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum connbudget_explain(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_reload(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_reset_stats(PG_FUNCTION_ARGS);
 }
 
 #include "pg/budgets_triggers.hpp"
 #include "pg/login_attributes.hpp"
+#include "pg/result_row.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
 
@@ -34,20 +38,82 @@ const char* text_arg(FunctionCallInfo fcinfo, int n) {
   return PG_ARGISNULL(n) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
+// What a login described by the arguments (application_name, role_name, database_name,
+// client_addr) gets now: its budget's name and the admission it would be given.
+struct Assessment {
+  FixedString<kNameMax> budget;
+  Admission admission;
+};
+
+Assessment assess(FunctionCallInfo fcinfo) {
+  SharedState& state = require_shared_state();
+  Login login = login_from_values(text_arg(fcinfo, 0), text_arg(fcinfo, 1), text_arg(fcinfo, 2),
+                                  PG_ARGISNULL(3) ? nullptr : PG_GETARG_INET_PP(3));
+  login.add_groups();  // catalog lookups: before the lock
+  const Policy policy = current_policy();
+  Assessment assessment;
+  LWLockAcquire(state.lock, LW_SHARED);
+  const std::int32_t budget = ledger().classify(login.attributes, login.exempt);
+  assessment.budget = ledger().budgets()[budget].definition.name;
+  assessment.admission = ledger().evaluate(budget, policy);
+  LWLockRelease(state.lock);
+  return assessment;
+}
+
+const char* verdict_name(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::Admit: return "admit";
+    case Verdict::AdmitOverLimit: return "admit (not enforced)";
+    case Verdict::Queue: return "queue";
+    case Verdict::Refuse: return "refuse: budget full";
+    case Verdict::RefuseQueueFull: return "refuse: queue full";
+    case Verdict::RefuseReserved: return "refuse: reserved for other budgets";
+  }
+  return "?";
+}
+
+const char* verdict_reason(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::Admit: return "the budget and the server have room";
+    case Verdict::AdmitOverLimit:
+      return "enforcement would refuse or queue it, but the budget is in monitor mode or connbudget.enabled is off";
+    case Verdict::Queue: return "the budget is full, or others wait for it: the login would wait its turn";
+    case Verdict::Refuse: return "the budget is full and refuses beyond max_connections";
+    case Verdict::RefuseQueueFull: return "the budget is full and max_queue logins already wait";
+    case Verdict::RefuseReserved:
+      return "what the server has left is reserved for other budgets (a waiting login of a lower-priority "
+             "budget would give its place, if there is one)";
+  }
+  return "?";
+}
+
 }  // namespace
 
 // match(application_name, role_name, database_name, client_addr): the budget such a
 // login would get now. Role membership and superuser status come from the catalogs.
 Datum connbudget_match(PG_FUNCTION_ARGS) {
-  SharedState& state = require_shared_state();
-  Login login = login_from_values(text_arg(fcinfo, 0), text_arg(fcinfo, 1), text_arg(fcinfo, 2),
-                                  PG_ARGISNULL(3) ? nullptr : PG_GETARG_INET_PP(3));
-  login.add_groups();
-  LWLockAcquire(state.lock, LW_SHARED);
-  const FixedString<kNameMax> budget =
-      ledger().budgets()[ledger().classify(login.attributes, login.exempt)].definition.name;
-  LWLockRelease(state.lock);
-  PG_RETURN_TEXT_P(cstring_to_text(budget.c_str()));
+  PG_RETURN_TEXT_P(cstring_to_text(assess(fcinfo).budget.c_str()));
+}
+
+// explain(application_name, role_name, database_name, client_addr): what such a login
+// would get now, why, and the numbers behind it.
+Datum connbudget_explain(PG_FUNCTION_ARGS) {
+  const Assessment assessment = assess(fcinfo);
+  const Admission& a = assessment.admission;
+  InitMaterializedSRF(fcinfo, 0);
+  ResultRow<10> row;
+  row.text(assessment.budget.view());
+  row.text(verdict_name(a.verdict));
+  row.text(verdict_reason(a.verdict));
+  row.integer(a.active);
+  row.integer(a.waiting);
+  a.limit == BudgetLimits::kUnlimited ? row.null() : row.integer(a.limit);
+  row.integer(a.reserved);
+  row.integer(a.capacity);
+  row.integer(a.capacity - a.free);
+  row.integer(a.reserved_for_others);
+  row.emit(fcinfo);
+  return static_cast<Datum>(0);
 }
 
 // reload(): has the worker load the budgets now; returns the generation then live.

@@ -92,8 +92,7 @@ Outcome admit(SharedState& state, Login& login) {
       outcome.budget = books.budgets()[a.budget].definition.name;
       outcome.mode = books.limits_of(a.budget).mode;
       outcome.on_full = books.limits_of(a.budget).on_full;
-      if (a.verdict != Verdict::Refuse && a.verdict != Verdict::RefuseQueueFull)
-        booked_session = my_session_slot();
+      if (!refuses(a.verdict)) booked_session = my_session_slot();
     }
     LWLockRelease(state.lock);
     wake_sessions(wakeups);
@@ -110,18 +109,21 @@ long wait_limit_ms(const Admission& queued, bool* capped) {
   return std::max(0L, std::min<long>(queued.queue_timeout_ms, allowed));
 }
 
-// True once the slot has been handed to this waiting session; records the handoff latency.
-bool slot_granted(SharedState& state, int session) {
+// The phase of this waiting session's slot: still Waiting, Active once the slot has been
+// handed over (the handoff latency is recorded then), or Displaced (with the budget that
+// took its place copied to *displaced_by).
+SessionPhase waiting_phase(SharedState& state, int session, FixedString<kNameMax>* displaced_by) {
   LWLockAcquire(state.lock, LW_SHARED);
   const SessionState& slot = ledger().sessions()[session];
-  const bool granted = slot.phase == SessionPhase::Active;
+  const SessionPhase phase = slot.phase;
   const TimestampTz granted_at = slot.granted_us;
+  if (phase == SessionPhase::Displaced) *displaced_by = ledger().budgets()[slot.displaced_by].definition.name;
   LWLockRelease(state.lock);
-  if (granted) {
+  if (phase == SessionPhase::Active) {
     const long long waited_us = GetCurrentTimestamp() - granted_at;
     state.handoff.record(static_cast<std::uint64_t>(std::max(0LL, waited_us)) * 1000);
   }
-  return granted;
+  return phase;
 }
 
 // Leaves the queue; false if the slot was granted first (then the login is admitted).
@@ -165,7 +167,17 @@ void wait_for_slot(SharedState& state, Outcome& queued) {
 
   std::optional<Departure> departure;
   for (;;) {
-    if (slot_granted(state, session)) break;
+    FixedString<kNameMax> displaced_by;
+    const SessionPhase phase = waiting_phase(state, session, &displaced_by);
+    if (phase == SessionPhase::Active) break;
+    if (phase == SessionPhase::Displaced)
+      ereport(FATAL, (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+                      errmsg("remaining connections are reserved for other connection budgets"),
+                      errdetail("This login waited %ld ms in the queue of connection budget \"%s\" and gave its "
+                                "place to a login of budget \"%s\", which has a higher priority.",
+                                TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()),
+                                queued.budget.c_str(), displaced_by.c_str()),
+                      errhint("Retry later, or raise the priority of this budget in connbudget.budgets.")));
     const TimestampTz now = GetCurrentTimestamp();
     if (departure || now >= deadline) {
       if (!departure) departure = Departure::TimedOut;
@@ -228,6 +240,20 @@ void report(const Outcome& outcome, const LoginAttributes& login) {
                        login.role_name.data(), static_cast<int>(login.database_name.size()),
                        login.database_name.data()),
              errhint("%s", refusal_hint(outcome))));
+  if (a.verdict == Verdict::RefuseReserved)
+    ereport(FATAL,
+            (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+             errmsg("remaining connections are reserved for other connection budgets"),
+             a.limit == BudgetLimits::kUnlimited
+                 ? errdetail("Connection budget \"%s\" holds %d connections; %d of the server's %d connections "
+                             "are free and %d of them are reserved for other budgets.",
+                             outcome.budget.c_str(), a.active + a.waiting, a.free, a.capacity, a.reserved_for_others)
+                 : errdetail("Connection budget \"%s\" holds %d of its %d connections (%d reserved); %d of the "
+                             "server's %d connections are free and %d of them are reserved for other budgets.",
+                             outcome.budget.c_str(), a.active + a.waiting, a.limit, a.reserved, a.free, a.capacity,
+                             a.reserved_for_others),
+             errhint("Retry later. The reservations are the column reserved of connbudget.budgets; "
+                     "SELECT * FROM connbudget.explain(...) shows the numbers for a login.")));
   if (a.verdict == Verdict::RefuseQueueFull)
     ereport(FATAL, (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
                     errmsg("connection budget \"%s\" is full and its queue is full", outcome.budget.c_str()),

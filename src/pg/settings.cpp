@@ -9,6 +9,7 @@ extern "C" {
 #include <climits>
 
 #include "pg/settings.hpp"
+#include "pg/shared_state.hpp"
 
 namespace connbudget::pg {
 
@@ -76,6 +77,7 @@ Policy current_policy() {
   policy.queue_timeout_ms = queue_timeout_ms;
   policy.max_queue = max_queue;
   policy.enforcement_enabled = enabled;
+  policy.capacity = connection_capacity();
   return policy;
 }
 

@@ -18,8 +18,8 @@ extern int sample_interval_ms;
 // Defines every setting and reserves the "connbudget." prefix; from _PG_init.
 void define_settings();
 
-// What the settings decide: the implicit default budget's limits, queue defaults, and
-// whether enforcement is on.
+// What the settings decide: the implicit default budget's limits, queue defaults, whether
+// enforcement is on, and the server's capacity.
 Policy current_policy();
 
 }  // namespace connbudget::pg

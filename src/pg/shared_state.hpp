@@ -36,6 +36,7 @@ struct SharedState {
   uint64 answered_generation;        // the generation live after that load,
   char answered_error[kErrorLength];  // and why that load failed (empty: it did not)
   int budgets_loaded;
+  int reservation_shortfall;  // reserved slots of the live budgets the capacity cannot honour
   TimestampTz loaded_at;   // last load that succeeded
   TimestampTz checked_at;  // last load attempt
   char last_error[kErrorLength];  // empty after a successful load

@@ -22,37 +22,17 @@ PGDLLEXPORT Datum connbudget_worker(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_latency(PG_FUNCTION_ARGS);
 }
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <new>
 
+#include "pg/result_row.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
 
 namespace connbudget::pg {
 namespace {
-
-// Builds one output row; columns are appended in order.
-template <std::size_t N>
-class Row {
- public:
-  void null() { nulls_[next_++] = true; }
-  void value(Datum datum) { values_[next_++] = datum; }
-  void text(std::string_view s) { value(PointerGetDatum(cstring_to_text_with_len(s.data(), static_cast<int>(s.size())))); }
-  void integer(std::int32_t v) { value(Int32GetDatum(v)); }
-  void bigint(std::int64_t v) { value(Int64GetDatum(v)); }
-  void number(double v) { value(Float8GetDatum(v)); }
-  void timestamp(TimestampTz t) { t ? value(TimestampTzGetDatum(t)) : null(); }
-  void emit(ReturnSetInfo* rsinfo) {
-    Assert(next_ == N);
-    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values_.data(), nulls_.data());
-  }
-
- private:
-  std::array<Datum, N> values_{};
-  std::array<bool, N> nulls_{};
-  std::size_t next_ = 0;
-};
 
 Datum inet_datum(const ClientAddress& address) {
   auto* value = static_cast<inet*>(palloc0(sizeof(inet)));
@@ -64,14 +44,6 @@ Datum inet_datum(const ClientAddress& address) {
   return InetPGetDatum(value);
 }
 
-// A copy of lock-protected objects, in palloc'd memory.
-template <typename T>
-T* copy_array(std::span<const T> source) {
-  auto* copy = static_cast<T*>(palloc(sizeof(T) * (source.size() + 1)));
-  std::memcpy(static_cast<void*>(copy), source.data(), sizeof(T) * source.size());
-  return copy;
-}
-
 }  // namespace
 }  // namespace connbudget::pg
 
@@ -81,17 +53,18 @@ using namespace connbudget::pg;
 Datum connbudget_status(PG_FUNCTION_ARGS) {
   SharedState& state = require_shared_state();
   InitMaterializedSRF(fcinfo, 0);
-  auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
 
   // Budgets in match order, then default and exempt; memory is allocated outside the lock
   // (if the configuration grew meanwhile, allocate again).
   BudgetState* budgets = nullptr;
   std::size_t count = 0, allocated = 0;
+  LedgerHeader server;
   for (;;) {
     LWLockAcquire(state.lock, LW_SHARED);
     const std::span<const std::int32_t> order = ledger().match_order();
     count = order.size() + 2;
     if (count <= allocated) {
+      server = ledger().header();
       for (std::size_t i = 0; i < order.size(); ++i) budgets[i] = ledger().budgets()[order[i]];
       budgets[order.size()] = ledger().budgets()[kDefaultBudget];
       budgets[order.size() + 1] = ledger().budgets()[kExemptBudget];
@@ -103,12 +76,14 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     allocated = count;
   }
 
+  // Capacity nobody has reserved and nobody uses: what any budget can still grow into.
+  const std::int32_t server_free = std::max(0, server.capacity - server.occupied - server.unused_reserved);
   for (std::size_t i = 0; i < count; ++i) {
     const BudgetState& budget = budgets[i];
     const bool is_exempt = i == count - 1;
     const BudgetLimits& limits = budget.definition.limits;
     const BudgetCounters& c = budget.counters;
-    Row<16> row;
+    ResultRow<19> row;
     row.text(budget.definition.name.view());
     limits.max_connections == BudgetLimits::kUnlimited ? row.null() : row.integer(limits.max_connections);
     row.integer(limits.reserved);
@@ -125,7 +100,10 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     c.waits ? row.number(c.wait_total_us / 1000.0 / c.waits) : row.number(0);
     row.number(c.wait_max_us / 1000.0);
     row.timestamp(c.stats_reset_us);
-    row.emit(rsinfo);
+    row.integer(std::min(budget.active + budget.waiting, budget.reserved));
+    row.integer(server_free);
+    is_exempt ? row.null() : row.integer(limits.priority);
+    row.emit(fcinfo);
   }
   return static_cast<Datum>(0);
 }
@@ -133,7 +111,6 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
 Datum connbudget_sessions(PG_FUNCTION_ARGS) {
   SharedState& state = require_shared_state();
   InitMaterializedSRF(fcinfo, 0);
-  auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
 
   // A copy of every session slot (queue links included) and of the budget names.
   const std::size_t slots = ledger().sessions().size();
@@ -152,7 +129,7 @@ Datum connbudget_sessions(PG_FUNCTION_ARGS) {
     const SessionState& s = sessions[i];
     if (s.phase == SessionPhase::Free) continue;
     const bool waiting = s.phase == SessionPhase::Waiting;
-    Row<10> row;
+    ResultRow<10> row;
     row.integer(s.pid);
     row.text(names[i].view());
     row.text(waiting ? "waiting" : "active");
@@ -169,7 +146,7 @@ Datum connbudget_sessions(PG_FUNCTION_ARGS) {
     } else {
       row.null();
     }
-    row.emit(rsinfo);
+    row.emit(fcinfo);
   }
   return static_cast<Datum>(0);
 }
@@ -177,7 +154,6 @@ Datum connbudget_sessions(PG_FUNCTION_ARGS) {
 Datum connbudget_worker(PG_FUNCTION_ARGS) {
   SharedState& state = require_shared_state();
   InitMaterializedSRF(fcinfo, 0);
-  auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
 
   LWLockAcquire(state.lock, LW_SHARED);
   const pid_t pid = state.worker_pid;
@@ -187,9 +163,11 @@ Datum connbudget_worker(PG_FUNCTION_ARGS) {
   char last_error[kErrorLength];
   strlcpy(last_error, state.last_error, sizeof last_error);
   const uint64 generation = ledger().header().generation;
+  const int capacity = ledger().header().capacity;
+  const int shortfall = state.reservation_shortfall;
   LWLockRelease(state.lock);
 
-  Row<8> row;
+  ResultRow<10> row;
   pid ? row.integer(pid) : row.null();
   row.text(database);
   row.bigint(static_cast<std::int64_t>(generation));
@@ -198,14 +176,15 @@ Datum connbudget_worker(PG_FUNCTION_ARGS) {
   row.timestamp(checked_at);
   last_error[0] ? row.text(last_error) : row.null();
   last_error[0] ? row.timestamp(last_error_at) : row.null();
-  row.emit(rsinfo);
+  row.integer(capacity);
+  row.integer(shortfall);
+  row.emit(fcinfo);
   return static_cast<Datum>(0);
 }
 
 Datum connbudget_latency(PG_FUNCTION_ARGS) {
   SharedState& state = require_shared_state();
   InitMaterializedSRF(fcinfo, 0);
-  auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
 
   LWLockAcquire(state.lock, LW_SHARED);
   const TimestampTz since = state.latency_reset;
@@ -214,13 +193,13 @@ Datum connbudget_latency(PG_FUNCTION_ARGS) {
       {"admission", &state.admission_cost}, {"handoff", &state.handoff}};
   for (const auto& [name, histogram] : measures) {
     const LatencyHistogram::Summary summary = histogram->summary();
-    Row<7> row;
+    ResultRow<7> row;
     row.text(name);
     row.bigint(static_cast<std::int64_t>(summary.count));
     for (const double ns : {summary.mean_ns, summary.p50_ns, summary.p99_ns, summary.max_ns})
       summary.count ? row.number(ns / 1000.0) : row.null();
     row.timestamp(since);
-    row.emit(rsinfo);
+    row.emit(fcinfo);
   }
   return static_cast<Datum>(0);
 }

@@ -32,6 +32,12 @@ BudgetDefinition queueing(std::string_view name, std::string_view app, int max, 
   return def;
 }
 
+BudgetDefinition with(BudgetDefinition def, int reserved, int priority = 0) {
+  def.limits.reserved = reserved;
+  def.limits.priority = priority;
+  return def;
+}
+
 class LedgerTest : public ::testing::Test {
  protected:
   static constexpr int kMaxBudgets = 8;
@@ -85,6 +91,13 @@ class LedgerTest : public ::testing::Test {
 
   // The invariants of ledger.hpp, recomputed from the session slots.
   void check_invariants() const {
+    int occupied = 0, unused = 0;
+    for (const BudgetState& budget : ledger_.budgets()) {
+      occupied += budget.active + budget.waiting;
+      unused += std::max(0, budget.reserved - budget.active - budget.waiting);
+    }
+    ASSERT_EQ(ledger_.header().occupied, occupied);
+    ASSERT_EQ(ledger_.header().unused_reserved, unused);
     for (std::size_t b = 0; b < ledger_.budgets().size(); ++b) {
       const BudgetState& budget = ledger_.budgets()[b];
       int active = 0, waiting = 0;
@@ -470,10 +483,11 @@ TEST_F(LedgerTest, RandomOperationsKeepEveryInvariant) {
   std::mt19937 random(42);
   policy_.default_limits.max_connections = 3;
   policy_.default_limits.on_full = OnFull::Queue;
+  policy_.capacity = 12;
   const std::vector<std::vector<BudgetDefinition>> configurations = {
-      {queueing("a", "a", 2, 3), budget("b", "b", 1)},
-      {queueing("b", "b", 3, 2), queueing("a", "a", 1, 5)},
-      {budget("c", "c", 2), queueing("a", "a", 4)},
+      {with(queueing("a", "a", 2, 3), 2, 1), budget("b", "b", 1)},
+      {with(queueing("b", "b", 3, 2), 1, 5), queueing("a", "a", 1, 5)},
+      {with(budget("c", "c", 2), 2, 3), with(queueing("a", "a", 4), 3, 0)},
       {},
   };
   const char* apps[] = {"a", "b", "c", "x"};
@@ -496,9 +510,90 @@ TEST_F(LedgerTest, RandomOperationsKeepEveryInvariant) {
       case 6:
         policy_.enforcement_enabled = true;
         break;
+      case 7:
+        if (phase(session) == SessionPhase::Free) login_as(session, "x", true);
+        break;
       default:
         if (phase(session) == SessionPhase::Free) login_as(session, apps[random() % 4]);
     }
     if (HasFatalFailure()) FAIL() << "at step " << step;
   }
+}
+
+TEST_F(LedgerTest, AReservedBudgetAlwaysGetsItsSlotsAndOthersShareTheRest) {
+  policy_.capacity = 10;
+  configure({with(budget("api", "backend", 6), 4), budget("workers", "worker", 20)});
+  for (int s = 0; s < 6; ++s) EXPECT_EQ(login_as(s, "worker").verdict, Verdict::Admit) << s;
+  const Admission refused = login_as(6, "worker");
+  EXPECT_EQ(refused.verdict, Verdict::RefuseReserved);  // 4 of the 10 are kept for api
+  EXPECT_EQ(refused.free, 4);
+  EXPECT_EQ(refused.reserved_for_others, 4);
+  for (int s = 6; s < 10; ++s) EXPECT_EQ(login_as(s, "backend").verdict, Verdict::Admit) << s;
+  EXPECT_EQ(login_as(10, "backend").verdict, Verdict::RefuseReserved);  // beyond its 4: shared, full
+  release(0);
+  EXPECT_EQ(login_as(10, "backend").verdict, Verdict::Admit);  // a shared slot, above its reservation
+  EXPECT_EQ(login_as(11, "worker").verdict, Verdict::RefuseReserved);
+}
+
+TEST_F(LedgerTest, AnIdleReservationBlocksNobodyBeyondItsSize) {
+  policy_.capacity = 10;
+  configure({with(budget("api", "backend", 10), 3), budget("workers", "worker", 20)});
+  int admitted = 0;
+  for (int s = 0; s < kSessions; ++s) admitted += login_as(s, "worker").verdict == Verdict::Admit;
+  EXPECT_EQ(admitted, 7);
+}
+
+TEST_F(LedgerTest, ExemptSessionsUseCapacityButAreNeverRefused) {
+  policy_.capacity = 4;
+  configure({with(budget("api", "backend", 4), 2)});
+  EXPECT_EQ(login_as(0, "x", true).verdict, Verdict::Admit);
+  EXPECT_EQ(login_as(1, "x", true).verdict, Verdict::Admit);
+  EXPECT_EQ(login_as(2, "x").verdict, Verdict::RefuseReserved);  // default: 2 used, 2 reserved
+  EXPECT_EQ(login_as(3, "x", true).verdict, Verdict::Admit);
+  EXPECT_EQ(login_as(4, "backend").verdict, Verdict::Admit);  // the reservation still holds
+}
+
+TEST_F(LedgerTest, QueuedLoginsHoldCapacityToo) {
+  policy_.capacity = 6;
+  configure({with(budget("api", "backend", 6), 2), queueing("w", "worker", 2)});
+  login_as(0, "worker");
+  login_as(1, "worker");
+  EXPECT_EQ(login_as(2, "worker").verdict, Verdict::Queue);
+  EXPECT_EQ(login_as(3, "worker").verdict, Verdict::Queue);
+  EXPECT_EQ(login_as(4, "worker").verdict, Verdict::RefuseReserved);  // waiting would eat api's
+  EXPECT_EQ(login_as(4, "backend").verdict, Verdict::Admit);
+  EXPECT_EQ(login_as(5, "backend").verdict, Verdict::Admit);
+}
+
+TEST_F(LedgerTest, AHigherPriorityLoginDisplacesTheYoungestLowerPriorityWaiter) {
+  policy_.capacity = 6;
+  configure({with(queueing("low", "low", 2), 0, 1), with(queueing("lower", "lower", 1), 0, 0),
+             with(budget("high", "high", 5), 0, 9)});
+  login_as(0, "low");
+  login_as(1, "low");
+  login_as(2, "low");    // waits
+  login_as(3, "lower");
+  login_as(4, "lower");  // waits
+  login_as(5, "low");    // waits, youngest of low
+  const Admission high = login_as(6, "high");
+  EXPECT_EQ(high.verdict, Verdict::Admit);
+  EXPECT_EQ(high.displaced, 4);  // the lowest priority goes first
+  EXPECT_EQ(woken_, Woken{4});
+  EXPECT_EQ(phase(4), SessionPhase::Displaced);
+  EXPECT_EQ(ledger_.sessions()[4].displaced_by, ledger_.find("high"));
+  EXPECT_EQ(counters("lower").rejected, 1);
+  EXPECT_EQ(login_as(7, "high").displaced, 5);  // then the youngest of the next priority
+  EXPECT_EQ(login_as(8, "high").verdict, Verdict::Admit);  // displaces 2
+  EXPECT_EQ(login_as(9, "high").verdict, Verdict::RefuseReserved);  // sessions are never displaced
+  EXPECT_EQ(release(4), Woken{});  // the displaced backend exits: nothing to give back
+  check_invariants();
+}
+
+TEST_F(LedgerTest, ReservationsBeyondCapacityAreHonouredInMatchOrder) {
+  policy_.capacity = 5;
+  const ReconfigureResult result =
+      configure({with(budget("first", "a", 5), 3), with(budget("second", "b", 5), 4)});
+  EXPECT_EQ(result.reservation_shortfall, 2);
+  EXPECT_EQ(ledger_.budgets()[ledger_.find("first")].reserved, 3);
+  EXPECT_EQ(ledger_.budgets()[ledger_.find("second")].reserved, 2);
 }

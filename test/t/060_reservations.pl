@@ -1,0 +1,137 @@
+# Reservations and priority, in the seed's scenario at reduced scale: max_connections 40
+# (37 for ordinary logins), the API backend reserves 8, three worker budgets of 20 queue.
+# Workers scaled past capacity cannot take the API's slots; a queued login holds a backend
+# too, so it may only wait where it could be admitted; a higher-priority login takes the
+# place of a lower-priority waiter; superusers always get in.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use ConnBudgetTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = start_node('reservations');    # max_connections 40, superuser_reserved 3
+$node->safe_psql('postgres', q{
+	CREATE ROLE app LOGIN;
+	INSERT INTO connbudget.budgets (name, application_name, max_connections, reserved, on_full, queue_timeout, priority) VALUES
+	  ('api',        'backend',           10, 8, 'reject', NULL,  0),
+	  ('extraction', 'extraction_worker', 20, 0, 'queue',  '60s', 3),
+	  ('semantic',   'semantic_worker',   20, 0, 'queue',  '60s', 2),
+	  ('event',      'event_worker',      20, 0, 'queue',  '60s', 1);
+});
+reload_budgets($node);
+is($node->safe_psql('postgres', 'SELECT capacity FROM connbudget.worker'), '37', 'capacity is 40 - 3');
+
+# Workers scale to 12 logins each while the API is idle: together they get 37 - 8 = 29.
+my (@workers, @refused);
+for my $app (qw(extraction_worker semantic_worker event_worker))
+{
+	for (1 .. 12)
+	{
+		my $session = login($node, user => 'app', application_name => $app);
+		$session->{ok} ? push(@workers, $session) : push(@refused, $session);
+	}
+}
+is(scalar @workers, 29, 'the workers get 29 connections: an idle reservation of 8 blocks no more than 8');
+is(scalar @refused, 7, 'the other 7 are refused at once although their budgets queue');
+is($refused[0]{sqlstate}, '53300', 'with SQLSTATE 53300');
+is($refused[0]{message}, 'remaining connections are reserved for other connection budgets',
+	'and the reservation message');
+like($refused[0]{detail},
+	qr/^Connection budget "event" holds \d+ of its 20 connections \(0 reserved\); 8 of the server's 37 connections are free and 8 of them are reserved for other budgets\.$/,
+	'whose detail gives the numbers');
+
+# The API backend still logs in 8 times, while the workers hold everything else.
+my @api = map { login($node, user => 'app', application_name => 'backend') } 1 .. 8;
+is(scalar(grep { $_->{ok} } @api), 8, 'the API backend logs in 8 times');
+my $ninth = login($node, user => 'app', application_name => 'backend');
+is($ninth->{message}, 'remaining connections are reserved for other connection budgets',
+	'its ninth login would need shared capacity, and there is none');
+ok(login($node, application_name => 'backend')->{ok}, 'a superuser still logs in');
+my $explained = $node->safe_psql('postgres',
+	q{SELECT verdict || ' / ' || server_in_use || ' of ' || server_capacity FROM connbudget.explain('semantic_worker', 'app', 'postgres')});
+like($explained, qr{^refuse: reserved for other budgets / 3\d of 37$}, "explain() says why a worker is refused ($explained)");
+my $status = $node->safe_psql('postgres',
+	q{SELECT reserved_in_use || '/' || server_free FROM connbudget.status WHERE budget = 'api'});
+is($status, '8/0', 'status: the API uses its 8 reserved slots, nothing is free');
+
+# Shared capacity freed by a worker is open to anyone; reserved capacity is not.
+ConnBudgetTest::logout(pop @api);
+ok(wait_for_active($node, 'api', 7), 'an API session ends');
+my $worker_try = login($node, user => 'app', application_name => 'event_worker');
+is($worker_try->{message}, 'remaining connections are reserved for other connection budgets',
+	"the API's freed slot stays reserved for it");
+push @api, login($node, user => 'app', application_name => 'backend');
+ok($api[-1]{ok}, 'and the API takes it back');
+ConnBudgetTest::logout(pop @workers);
+my $taker = login($node, user => 'app', application_name => 'event_worker');
+ok($taker->{ok}, "a worker's freed slot goes to the next worker");
+push @workers, $taker;
+ConnBudgetTest::logout($_) for @workers, @api;
+ok(wait_for_active($node, 'event', 0) && wait_for_active($node, 'api', 0), 'everyone has left');
+
+# Priority: queued logins hold backends; when the server is full, a login of a
+# higher-priority budget takes the place of the youngest waiter of the lowest priority.
+$node->safe_psql('postgres', q{
+	UPDATE connbudget.budgets SET max_connections = 10 WHERE name = 'event';
+	UPDATE connbudget.budgets SET max_connections = 5 WHERE name = 'semantic';
+	SELECT connbudget.reset_stats();
+});
+reload_budgets($node);
+my @event = map { login($node, user => 'app', application_name => 'event_worker') } 1 .. 10;
+my @semantic = map { login($node, user => 'app', application_name => 'semantic_worker') } 1 .. 5;
+my @queued;
+for my $n (1 .. 14)    # 10 + 5 + 14 = 29: all shared capacity
+{
+	my $app = $n <= 10 ? 'event_worker' : 'semantic_worker';
+	push @queued, start_login($node, user => 'app', application_name => $app);
+	# One at a time, so that the queue order is the order started.
+	my $queued = wait_for_waiting($node, $n <= 10 ? 'event' : 'semantic', $n <= 10 ? $n : $n - 10);
+	ok($queued, "waiter $n is queued") if $n == 10 || $n == 14;
+}
+my $high = login($node, user => 'app', application_name => 'extraction_worker');
+ok($high->{ok}, 'an extraction login (priority 3) gets in although the server is full');
+my $displaced = finish_login($queued[9]);    # the youngest event waiter (priority 1)
+is($displaced->{sqlstate}, '53300', 'the youngest waiter of the lowest priority gives its place');
+like($displaced->{detail},
+	qr/queue of connection budget "event" and gave its place to a login of budget "extraction", which has a higher priority/,
+	'and is told why');
+ok(!answered($queued[13], 0.2), 'a semantic waiter (priority 2) keeps its place');
+my $second = login($node, user => 'app', application_name => 'extraction_worker');
+ok($second->{ok}, 'the next extraction login displaces the next event waiter');
+is(finish_login($queued[8])->{sqlstate}, '53300', 'which is the next youngest event waiter');
+is($node->safe_psql('postgres', q{SELECT rejected FROM connbudget.status WHERE budget = 'event'}), '2',
+	'displaced waiters are counted as rejected');
+my $lowest = login($node, user => 'app', application_name => 'event_worker');
+is($lowest->{message}, 'remaining connections are reserved for other connection budgets',
+	'an event login (the lowest priority) displaces nobody and is refused');
+
+ConnBudgetTest::logout($_) for @event, @semantic, $high, $second;
+for my $waiter (@queued[0 .. 7, 10 .. 13])
+{
+	my $r = finish_login($waiter);
+	ConnBudgetTest::logout($r) if $r->{ok};
+}
+for my $budget (qw(event semantic extraction))
+{
+	ok(wait_for_active($node, $budget, 0) && wait_for_waiting($node, $budget, 0), "$budget is empty again");
+}
+
+# A server that shrank below the reservations: the worker loads what it can and says so.
+$node->safe_psql('postgres', q{
+	UPDATE connbudget.budgets SET reserved = 20 WHERE name = 'extraction';
+});
+my $log_offset = -s $node->logfile;
+$node->append_conf('postgresql.conf', "max_connections = 23\n");
+$node->restart;
+ok($node->wait_for_log(
+		qr/WARNING:  pg_connbudget: the budgets reserve 8 connections more than the server's 20 can honour/,
+		$log_offset),
+	'after max_connections shrank, the worker logs the shortfall');
+is($node->safe_psql('postgres', 'SELECT reservation_shortfall FROM connbudget.worker'), '8',
+	'and connbudget.worker shows it');
+ok(login($node, user => 'app', application_name => 'backend')->{ok}, 'the first reservation (api) still holds');
+
+$node->stop;
+done_testing();
