@@ -40,22 +40,29 @@ INSERT INTO connbudget.budgets (name, application_name, max_connections, reserve
   ('api',        'backend',           10, 10, 'reject', NULL,  0, 'the API backend: one pool of 10, always available'),
   ('extraction', 'extraction_worker', 12,  0, 'queue',  '10s', 2, '4 containers x 3; more wait their turn'),
   ('semantic',   'semantic_worker',   12,  0, 'queue',  '10s', 1, '4 containers x 3; more wait their turn'),
-  ('event',      'event_worker',      12,  0, 'reject', NULL,  0, '4 containers x 3; more are refused');
+  ('event',      'event_worker',       8,  0, 'reject', NULL,  0, 'few containers; more are refused');
 SELECT connbudget.reload() AS generation \gset
 SELECT name, application_name, max_connections, reserved, on_full, queue_timeout, priority FROM connbudget.budgets ORDER BY name;
 SQL
 
-hold() {  # hold <application_name> <count> <seconds>: that many sessions, each in its own client
+echo "== connbudget.status before the overload:"
+q -c "SELECT budget, max_connections, reserved, on_full, priority, active, waiting, admitted, rejected, reserved_in_use, server_free FROM connbudget.status"
+
+hold() {  # hold <application_name> <count> <seconds> [<spacing>]: that many sessions, each in
+          # its own client, started <spacing> seconds apart
   for _ in $(seq "$2"); do
     PGAPPNAME="$1" psql -U app -X -q -c "SELECT pg_sleep($3)" >/dev/null 2>>"$dir/refused.log" &
+    sleep "${4:-0}"
   done
 }
 
-echo "== The API backend opens 6 connections; each worker type scales to 6 containers x 3 = 18"
-echo "   connections (54 in all), each held for 3 seconds."
-hold backend 6 8
-for worker in extraction_worker semantic_worker event_worker; do hold "$worker" 18 3; done
-sleep 1.5
+echo "== The API backend opens 6 connections. Then each worker type scales to 8 containers x 3 = 24"
+echo "   connections (72 in all; event, then semantic, then extraction), each held for 4 seconds."
+hold backend 6 9
+hold event_worker 24 4 0.02
+hold semantic_worker 24 4 0.02
+hold extraction_worker 24 4 0.05
+sleep 0.5
 
 example() {  # example <message>: how many refusals said so, and the first of them
   echo "   refused logins: $(grep -c "FATAL:  $1" "$dir/refused.log" || true)"
@@ -66,7 +73,8 @@ q -c "SELECT budget, state, count(*), max(queue_position) AS last_in_line, round
 echo "== Event workers past their budget (on_full = reject) are refused at login, SQLSTATE 53300:"
 example 'connection budget "event" is full'
 echo "== Waiting logins hold a backend too. Beyond 57 - 10 (kept free for the API), workers are"
-echo "   refused, queueing or not; a lower-priority waiter gives its place to a higher-priority login:"
+echo "   refused, queueing or not; a waiting semantic worker (priority 1) gives its place to an"
+echo "   extraction worker (priority 2):"
 example 'remaining connections are reserved'
 
 echo "== The API backend still logs in 4 more times (its reservation is kept free for it):"
@@ -74,16 +82,16 @@ for _ in 1 2 3 4; do
   PGAPPNAME=backend psql -U app -X -At -c "SELECT '   the API backend logged in: ' || current_setting('application_name') || ' as ' || current_user"
 done
 echo "   and connbudget.explain() says why a further worker login is refused:"
-q -x -c "SELECT budget, verdict, server_capacity, server_in_use, reserved_for_others FROM connbudget.explain('event_worker', 'app', 'postgres')" | sed 's/^/   /'
+q -x -c "SELECT budget, verdict, server_capacity, server_in_use, reserved_for_others FROM connbudget.explain('semantic_worker', 'app', 'postgres')" | sed 's/^/   /'
 
 echo "== SELECT * FROM connbudget.status; during the overload"
-q -c "SELECT budget, max_connections, reserved, on_full, active, waiting, peak, admitted, rejected, queued, reserved_in_use, server_free FROM connbudget.status"
+q -c "SELECT budget, max_connections, reserved, on_full, priority, active, waiting, admitted, rejected, reserved_in_use, server_free FROM connbudget.status"
 echo "== Who holds what (connbudget.sessions):"
 q -c "SELECT budget, state, role_name, count(*) AS sessions FROM connbudget.sessions GROUP BY 1, 2, 3 ORDER BY 1, 2"
 
 wait
 echo "== After the sessions ended, every slot came back:"
-q -c "SELECT budget, active, waiting, peak, admitted, rejected FROM connbudget.status"
+q -c "SELECT budget, max_connections, reserved, on_full, priority, active, waiting, admitted, rejected, reserved_in_use, server_free FROM connbudget.status"
 echo "== Queued workers got in as slots freed; what it cost, measured inside the extension:"
 q -c "SELECT budget, admitted, rejected, queued, timed_out, round(avg_wait_ms) AS avg_wait_ms, round(max_wait_ms) AS max_wait_ms FROM connbudget.status WHERE budget IN ('extraction', 'semantic', 'event')"
 q -c "SELECT measure, count, round(mean_us::numeric, 1) AS mean_us, round(p50_us::numeric, 1) AS p50_us, round(p99_us::numeric, 1) AS p99_us FROM connbudget.latency"
