@@ -39,8 +39,8 @@ CREATE FUNCTION connbudget.status(
     OUT mode text, OUT active integer, OUT waiting integer, OUT peak integer,
     OUT admitted bigint, OUT rejected bigint, OUT queued bigint, OUT timed_out bigint,
     OUT abandoned bigint, OUT avg_wait_ms double precision, OUT max_wait_ms double precision,
-    OUT stats_reset timestamptz, OUT reserved_in_use integer, OUT server_free integer,
-    OUT priority integer)
+    OUT stats_reset timestamptz, OUT reserved_in_use integer, OUT reserved_cut integer,
+    OUT server_free integer, OUT priority integer)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_status' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.status AS SELECT * FROM connbudget.status();
 

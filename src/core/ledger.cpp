@@ -2,6 +2,7 @@
 #include "core/ledger.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <new>
 
 #include "core/core_only.hpp"
@@ -124,11 +125,15 @@ Admission Ledger::evaluate(std::int32_t budget, const Policy& policy) const noex
   a.capacity = header_->capacity;
   a.free = header_->capacity - header_->occupied;
   a.reserved_for_others = header_->unused_reserved - unused_reservation(budget);
+  Policy enforcing = policy;
+  enforcing.enforcement_enabled = true;
+  BudgetLimits enforced_limits = limits;
+  enforced_limits.mode = Mode::Enforce;
+  a.enforced = decide(enforced_limits, pressure, enforcing);
   return a;
 }
 
-std::int32_t Ledger::displace_for(std::int32_t budget) noexcept {
-  const std::int32_t priority = limits_of(budget).priority;
+std::int32_t Ledger::youngest_waiter_below(std::int32_t priority) const noexcept {
   std::int32_t victim_budget = kNoBudget;
   for (std::size_t b = 0; b < budgets_.size(); ++b) {
     const BudgetState& candidate = budgets_[b];
@@ -143,13 +148,21 @@ std::int32_t Ledger::displace_for(std::int32_t budget) noexcept {
                                             sessions_[budgets_[victim_budget].queue_tail].ticket))
       victim_budget = static_cast<std::int32_t>(b);
   }
-  if (victim_budget == kNoBudget) return kNoSession;
-  const std::int32_t victim = budgets_[victim_budget].queue_tail;
-  unlink(victim);
-  ++budgets_[victim_budget].counters.rejected;
-  sessions_[victim].phase = SessionPhase::Displaced;
-  sessions_[victim].displaced_by = budget;
-  return victim;
+  return victim_budget == kNoBudget ? kNoSession : budgets_[victim_budget].queue_tail;
+}
+
+std::int32_t Ledger::victim_for(std::int32_t budget) const noexcept {
+  // Displacing one waiter frees exactly one place (its budget, being full, has no unused
+  // reservation): never displace for a login that would still not fit.
+  if (header_->capacity - header_->occupied < header_->unused_reserved) return kNoSession;
+  return youngest_waiter_below(limits_of(budget).priority);
+}
+
+void Ledger::displace(std::int32_t waiter, std::int32_t by) noexcept {
+  unlink(waiter);
+  ++budgets_[sessions_[waiter].budget].counters.rejected;
+  sessions_[waiter].phase = SessionPhase::Displaced;
+  sessions_[waiter].displaced_by = by;
 }
 
 Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
@@ -168,11 +181,12 @@ Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAt
   BudgetState& state = budgets_[budget];
   Admission admission = evaluate(budget, policy);
   if (admission.verdict == Verdict::RefuseReserved) {
-    const std::int32_t displaced = displace_for(budget);
-    if (displaced != kNoSession) {
-      wakeups.add(displaced);
+    const std::int32_t victim = victim_for(budget);
+    if (victim != kNoSession) {
+      displace(victim, budget);
+      wakeups.add(victim);
       admission = evaluate(budget, policy);
-      admission.displaced = displaced;
+      admission.displaced = victim;
     }
   }
   if (refuses(admission.verdict)) {
@@ -280,13 +294,14 @@ Departed Ledger::leave_queue(std::int32_t session, Departure why, std::int64_t n
   if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size()) return {};
   SessionState& slot = sessions_[session];
   const std::int32_t budget = slot.budget;
-  if (slot.phase != SessionPhase::Waiting) return {false, budget};
+  if (slot.phase == SessionPhase::Active) return {Departed::Outcome::Granted, budget};
+  if (slot.phase != SessionPhase::Waiting) return {Departed::Outcome::Displaced, budget};
   unlink(session);
   BudgetCounters& counters = budgets_[budget].counters;
   ++(why == Departure::TimedOut ? counters.timed_out : counters.abandoned);
   slot = SessionState();
   grant_waiters(budget, now_us, wakeups);
-  return {true, budget};
+  return {Departed::Outcome::Left, budget};
 }
 
 std::int32_t Ledger::queue_position(std::int32_t session) const noexcept {
@@ -398,6 +413,8 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   for (std::size_t s = 0; s < sessions_.size(); ++s) {
     SessionState& session = sessions_[s];
     if (session.phase == SessionPhase::Free) continue;
+    if (session.displaced_by >= kFirstConfiguredBudget && mark[session.displaced_by] != kKept)
+      session.displaced_by = kNoBudget;  // that budget is gone
     if (session.budget >= kFirstConfiguredBudget && mark[session.budget] != kKept) {
       if (session.phase == SessionPhase::Active) {
         --expected[session.budget];
@@ -429,6 +446,17 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   header_->uses_role_groups = uses_role_groups;
   if (changed) ++header_->generation;
   result.status = changed ? Status::Applied : Status::Unchanged;
+
+  // Raised reservations may find the server full: waiters give their place, lowest
+  // priority and youngest first (sessions are never ended).
+  while (header_->occupied + header_->unused_reserved > header_->capacity) {
+    const std::int32_t victim = youngest_waiter_below(std::numeric_limits<std::int32_t>::max());
+    if (victim == kNoSession) break;
+    displace(victim, kNoBudget);
+    wakeups.add(victim);
+    ++result.displaced;
+  }
+  result.overcommitted = std::max(0, header_->occupied + header_->unused_reserved - header_->capacity);
 
   // Raised limits (or waiters moved to a budget with room) admit waiters at once.
   for (std::size_t budget = 0; budget < budgets_.size(); ++budget)

@@ -80,7 +80,7 @@ struct SessionState {
   std::uint64_t ticket = 0;      // waiting: arrival order across all budgets
   std::int32_t next = kNoSession;  // waiting: the next (younger) waiter of the budget
   std::int32_t prev = kNoSession;
-  std::int32_t displaced_by = kNoBudget;  // displaced: the budget it gave its place to
+  std::int32_t displaced_by = kNoBudget;  // displaced: the budget it gave its place to, if any
   FixedString<kNameMax> application_name;  // truncated like pg_stat_activity's
   FixedString<kNameMax> role_name;
   FixedString<kNameMax> database_name;
@@ -110,6 +110,7 @@ struct Admission {
   std::int32_t free = 0;              // how much of it was free,
   std::int32_t reserved_for_others = 0;  // and how much of that other budgets had reserved
   std::int32_t displaced = kNoSession;   // a lower-priority waiter that gave its place
+  Verdict enforced = Verdict::Admit;     // what enforcement would do (differs in monitor mode)
 };
 
 // Why a waiting login leaves the queue without its slot (terminated ones count as
@@ -117,7 +118,12 @@ struct Admission {
 enum class Departure : std::uint8_t { TimedOut, Abandoned, Terminated };
 
 struct Departed {
-  bool left = false;  // false: the slot had been granted already, the login is admitted
+  enum class Outcome : std::uint8_t {
+    Left,       // it left the queue
+    Granted,    // too late: its slot had been granted, the login is admitted
+    Displaced,  // too late: it had given its place to a higher-priority login
+  };
+  Outcome outcome = Outcome::Left;
   std::int32_t budget = kNoBudget;  // the budget it waited for at the end (reloads move waiters)
 };
 
@@ -142,6 +148,8 @@ struct ReconfigureResult {
   std::int32_t moved_to_default = 0;  // sessions of deleted budgets, now counted under default
   std::int32_t corrected = 0;         // budgets whose counts disagreed with their sessions
   std::int32_t reservation_shortfall = 0;  // reserved slots the capacity cannot honour
+  std::int32_t displaced = 0;     // waiters that gave their place to raised reservations
+  std::int32_t overcommitted = 0;  // backends in use beyond what the reservations leave
   std::string_view duplicate;         // with DuplicateName: the name (a view into the input)
 };
 
@@ -161,6 +169,11 @@ class Ledger {
 
   // What a login into `budget` would get now, with the numbers; changes nothing.
   Admission evaluate(std::int32_t budget, const Policy& policy) const noexcept;
+
+  // The waiter that would give its place to a login of `budget` the server has no room
+  // for: the youngest of the lowest-priority budget below it, provided that one place is
+  // all the login lacks. kNoSession if there is none.
+  std::int32_t victim_for(std::int32_t budget) const noexcept;
 
   // Decides the login of session slot `session` into `budget` and books the slot as
   // active (admitted) or waiting (queued), or books nothing (refused); may displace a
@@ -218,9 +231,10 @@ class Ledger {
   void occupy(std::int32_t budget, std::int32_t active_delta, std::int32_t waiting_delta) noexcept;
   // True if one more backend of `budget` leaves every other unused reservation free.
   bool server_room(std::int32_t budget) const noexcept;
-  // Makes room for a login of `budget` by displacing the youngest waiter of the lowest-
-  // priority budget below it; returns that waiter, or kNoSession.
-  std::int32_t displace_for(std::int32_t budget) noexcept;
+  // The youngest waiter of the lowest-priority budget whose priority is below `priority`.
+  std::int32_t youngest_waiter_below(std::int32_t priority) const noexcept;
+  // Takes a waiter out of its queue: it gave its place (to `by`, or to reservations).
+  void displace(std::int32_t waiter, std::int32_t by) noexcept;
   // Applies the policy's settings to the ledger.
   void adopt(const Policy& policy) noexcept;
   // True if `budget` may hold one more session: room under its limit, or not enforced.

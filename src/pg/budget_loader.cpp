@@ -94,6 +94,11 @@ void publish(std::span<const BudgetDefinition> budgets) {
                       errdetail("Reservations are honoured in match order; the last ones are cut short. "
                                 "The server's capacity is %s.", describe_connection_capacity()),
                       errhint("Lower reserved in connbudget.budgets, or raise max_connections.")));
+  if (result.displaced > 0 || result.overcommitted > 0)
+    ereport(WARNING, (errmsg("pg_connbudget: the new reservations found the server full: %d waiting logins gave "
+                             "their place, %d connections are still in use beyond what the reservations leave",
+                             result.displaced, result.overcommitted),
+                      errdetail("Sessions are never ended; the reservations are fully available again as sessions end.")));
   if (result.corrected > 0)
     ereport(WARNING, (errmsg("pg_connbudget: corrected the session counts of %d budgets", result.corrected),
                       errdetail("The counts disagreed with the sessions holding slots; please report this.")));

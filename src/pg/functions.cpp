@@ -43,6 +43,8 @@ const char* text_arg(FunctionCallInfo fcinfo, int n) {
 struct Assessment {
   FixedString<kNameMax> budget;
   Admission admission;
+  FixedString<kNameMax> would_displace;  // the budget of the waiter that would give its place,
+  Verdict then = Verdict::Admit;           // and the verdict once it has
 };
 
 Assessment assess(FunctionCallInfo fcinfo) {
@@ -56,6 +58,13 @@ Assessment assess(FunctionCallInfo fcinfo) {
   const std::int32_t budget = ledger().classify(login.attributes, login.exempt);
   assessment.budget = ledger().budgets()[budget].definition.name;
   assessment.admission = ledger().evaluate(budget, policy);
+  if (assessment.admission.verdict == Verdict::RefuseReserved)
+    if (const std::int32_t victim = ledger().victim_for(budget); victim != kNoSession) {
+      const BudgetState& state_of_budget = ledger().budgets()[budget];
+      assessment.would_displace = ledger().budgets()[ledger().sessions()[victim].budget].definition.name;
+      assessment.then = decide(ledger().limits_of(budget),
+                               Pressure{state_of_budget.active, state_of_budget.waiting, true}, policy);
+    }
   LWLockRelease(state.lock);
   return assessment;
 }
@@ -80,9 +89,7 @@ const char* verdict_reason(Verdict verdict) {
     case Verdict::Queue: return "the budget is full, or others wait for it: the login would wait its turn";
     case Verdict::Refuse: return "the budget is full and refuses beyond max_connections";
     case Verdict::RefuseQueueFull: return "the budget is full and max_queue logins already wait";
-    case Verdict::RefuseReserved:
-      return "what the server has left is reserved for other budgets (a waiting login of a lower-priority "
-             "budget would give its place, if there is one)";
+    case Verdict::RefuseReserved: return "what the server has left is reserved for other budgets";
   }
   return "?";
 }
@@ -103,8 +110,15 @@ Datum connbudget_explain(PG_FUNCTION_ARGS) {
   InitMaterializedSRF(fcinfo, 0);
   ResultRow<10> row;
   row.text(assessment.budget.view());
-  row.text(verdict_name(a.verdict));
-  row.text(verdict_reason(a.verdict));
+  if (assessment.would_displace.empty()) {
+    row.text(verdict_name(a.verdict));
+    row.text(verdict_reason(a.verdict));
+  } else {
+    row.text(verdict_name(assessment.then));
+    row.text(psprintf("the server is full, but the youngest waiting login of budget \"%s\" (lower priority) "
+                      "would give its place",
+                      assessment.would_displace.c_str()));
+  }
   row.integer(a.active);
   row.integer(a.waiting);
   a.limit == BudgetLimits::kUnlimited ? row.null() : row.integer(a.limit);

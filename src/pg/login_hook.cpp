@@ -111,13 +111,14 @@ long wait_limit_ms(const Admission& queued, bool* capped) {
 
 // The phase of this waiting session's slot: still Waiting, Active once the slot has been
 // handed over (the handoff latency is recorded then), or Displaced (with the budget that
-// took its place copied to *displaced_by).
+// took its place copied to *displaced_by; empty if it gave way to reservations).
 SessionPhase waiting_phase(SharedState& state, int session, FixedString<kNameMax>* displaced_by) {
   LWLockAcquire(state.lock, LW_SHARED);
   const SessionState& slot = ledger().sessions()[session];
   const SessionPhase phase = slot.phase;
   const TimestampTz granted_at = slot.granted_us;
-  if (phase == SessionPhase::Displaced) *displaced_by = ledger().budgets()[slot.displaced_by].definition.name;
+  if (phase == SessionPhase::Displaced && slot.displaced_by != kNoBudget)
+    *displaced_by = ledger().budgets()[slot.displaced_by].definition.name;
   LWLockRelease(state.lock);
   if (phase == SessionPhase::Active) {
     const long long waited_us = GetCurrentTimestamp() - granted_at;
@@ -126,14 +127,31 @@ SessionPhase waiting_phase(SharedState& state, int session, FixedString<kNameMax
   return phase;
 }
 
-// Leaves the queue; false if the slot was granted first (then the login is admitted).
-// Refreshes what the messages say: a reload may have moved the waiter to another budget.
-bool leave_queue(SharedState& state, int session, Departure why, Outcome* queued) {
+[[noreturn]] void report_displaced(const Outcome& queued, long waited_ms,
+                                   const FixedString<kNameMax>& displaced_by) {
+  ereport(FATAL,
+          (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+           errmsg("remaining connections are reserved for other connection budgets"),
+           displaced_by.empty()
+               ? errdetail("This login waited %ld ms in the queue of connection budget \"%s\" and gave its "
+                           "place to the reservations of other budgets.",
+                           waited_ms, queued.budget.c_str())
+               : errdetail("This login waited %ld ms in the queue of connection budget \"%s\" and gave its "
+                           "place to a login of budget \"%s\", which has a higher priority.",
+                           waited_ms, queued.budget.c_str(), displaced_by.c_str()),
+           errhint("Retry later, or raise the priority of this budget in connbudget.budgets.")));
+  pg_unreachable();
+}
+
+// Leaves the queue, unless its slot was granted or its place given away first (the caller
+// sees which on its next look). Refreshes what the messages say: a reload may have moved
+// the waiter to another budget.
+Departed::Outcome leave_queue(SharedState& state, int session, Departure why, Outcome* queued) {
   Wakeups wakeups(wakeup_buffer());
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
   const Departed departed = ledger().leave_queue(session, why, now, wakeups);
-  if (departed.left) {
+  if (departed.outcome == Departed::Outcome::Left) {
     booked_session = -1;
     const BudgetState& budget = ledger().budgets()[departed.budget];
     queued->budget = budget.definition.name;
@@ -144,7 +162,7 @@ bool leave_queue(SharedState& state, int session, Departure why, Outcome* queued
   }
   LWLockRelease(state.lock);
   wake_sessions(wakeups);
-  return departed.left;
+  return departed.outcome;
 }
 
 // Waits in the budget's queue until the slot is handed over (returns), or the timeout
@@ -171,17 +189,13 @@ void wait_for_slot(SharedState& state, Outcome& queued) {
     const SessionPhase phase = waiting_phase(state, session, &displaced_by);
     if (phase == SessionPhase::Active) break;
     if (phase == SessionPhase::Displaced)
-      ereport(FATAL, (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
-                      errmsg("remaining connections are reserved for other connection budgets"),
-                      errdetail("This login waited %ld ms in the queue of connection budget \"%s\" and gave its "
-                                "place to a login of budget \"%s\", which has a higher priority.",
-                                TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()),
-                                queued.budget.c_str(), displaced_by.c_str()),
-                      errhint("Retry later, or raise the priority of this budget in connbudget.budgets.")));
+      report_displaced(queued, TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()), displaced_by);
     const TimestampTz now = GetCurrentTimestamp();
     if (departure || now >= deadline) {
       if (!departure) departure = Departure::TimedOut;
-      if (!leave_queue(state, session, *departure, &queued)) break;  // granted first
+      const Departed::Outcome left = leave_queue(state, session, *departure, &queued);
+      if (left == Departed::Outcome::Granted) break;
+      if (left == Departed::Outcome::Displaced) continue;  // reported at the top
       FreeWaitEventSet(events);
       const long waited_ms = TimestampDifferenceMilliseconds(started, GetCurrentTimestamp());
       const Admission& a = queued.admission;
@@ -216,6 +230,27 @@ void wait_for_slot(SharedState& state, Outcome& queued) {
   FreeWaitEventSet(events);
 }
 
+// A displaced waiter holds its backend until it has exited. Right after this hook,
+// PostgreSQL checks that the slots kept for superusers are still free; give the waiter a
+// moment (at most a second) to go, so that this login does not fail there instead.
+void wait_for_displaced_exit() {
+#if PG_VERSION_NUM >= 160000
+  const int kept = SuperuserReservedConnections + ReservedConnections;
+  auto enough_free = [kept] {
+    int free_procs = 0;
+    return HaveNFreeProcs(kept, &free_procs);
+  };
+#else
+  const int kept = ReservedBackends;
+  auto enough_free = [kept] { return HaveNFreeProcs(kept); };
+#endif
+  for (int waited_ms = 0; kept > 0 && waited_ms < 1000 && !enough_free(); ++waited_ms) {
+    WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1, PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+  }
+}
+
 const char* refusal_hint(const Outcome& outcome) {
   if (outcome.admission.budget == kDefaultBudget)
     return "Logins that match no budget share the default budget: raise "
@@ -225,6 +260,16 @@ const char* refusal_hint(const Outcome& outcome) {
     return "Retry later, or raise max_queue or max_connections of this budget in connbudget.budgets.";
   return "Retry when sessions of this budget have ended, or raise its max_connections in "
          "connbudget.budgets.";
+}
+
+// Why enforcement would have queued or refused a login (for monitor mode's log line).
+const char* enforced_reason(Verdict enforced) {
+  switch (enforced) {
+    case Verdict::Queue: return "the budget is full";
+    case Verdict::RefuseQueueFull: return "the budget is full and so is its queue";
+    case Verdict::RefuseReserved: return "remaining connections are reserved for other budgets";
+    default: return "the budget is full";
+  }
 }
 
 void report(const Outcome& outcome, const LoginAttributes& login) {
@@ -245,13 +290,15 @@ void report(const Outcome& outcome, const LoginAttributes& login) {
             (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
              errmsg("remaining connections are reserved for other connection budgets"),
              a.limit == BudgetLimits::kUnlimited
-                 ? errdetail("Connection budget \"%s\" holds %d connections; %d of the server's %d connections "
-                             "are free and %d of them are reserved for other budgets.",
-                             outcome.budget.c_str(), a.active + a.waiting, a.free, a.capacity, a.reserved_for_others)
-                 : errdetail("Connection budget \"%s\" holds %d of its %d connections (%d reserved); %d of the "
+                 ? errdetail("Connection budget \"%s\" holds %d connections, %d logins wait for it; %d of the "
                              "server's %d connections are free and %d of them are reserved for other budgets.",
-                             outcome.budget.c_str(), a.active + a.waiting, a.limit, a.reserved, a.free, a.capacity,
-                             a.reserved_for_others),
+                             outcome.budget.c_str(), a.active, a.waiting, std::max(0, a.free), a.capacity,
+                             a.reserved_for_others)
+                 : errdetail("Connection budget \"%s\" holds %d of its %d connections (%d reserved), %d logins "
+                             "wait for it; %d of the server's %d connections are free and %d of them are "
+                             "reserved for other budgets.",
+                             outcome.budget.c_str(), a.active, a.limit, a.reserved, a.waiting, std::max(0, a.free),
+                             a.capacity, a.reserved_for_others),
              errhint("Retry later. The reservations are the column reserved of connbudget.budgets; "
                      "SELECT * FROM connbudget.explain(...) shows the numbers for a login.")));
   if (a.verdict == Verdict::RefuseQueueFull)
@@ -261,8 +308,11 @@ void report(const Outcome& outcome, const LoginAttributes& login) {
                     errhint("%s", refusal_hint(outcome))));
   if (a.verdict == Verdict::AdmitOverLimit && outcome.mode == Mode::Monitor)
     ereport(LOG, (errmsg("connection budget \"%s\" would have %s this login (monitor mode)",
-                         outcome.budget.c_str(), outcome.on_full == OnFull::Queue ? "queued" : "refused"),
-                  errdetail("%d of %d connections in use.", a.active, a.limit)));
+                         outcome.budget.c_str(), a.enforced == Verdict::Queue ? "queued" : "refused"),
+                  errdetail("%s: %d of %d connections in use, %d logins waiting; %d of the server's %d "
+                            "connections free, %d of them reserved for other budgets.",
+                            enforced_reason(a.enforced), a.active, a.limit, a.waiting, std::max(0, a.free),
+                            a.capacity, a.reserved_for_others)));
 }
 
 void on_client_authentication(Port* port, int status) {
@@ -281,6 +331,8 @@ void on_client_authentication(Port* port, int status) {
   Outcome outcome = admit(*state, login);
   state->admission_cost.record(
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started).count()));
+  if (outcome.admission.displaced != kNoSession && !refuses(outcome.admission.verdict))
+    wait_for_displaced_exit();
   if (outcome.admission.verdict == Verdict::Queue)
     wait_for_slot(*state, outcome);
   else

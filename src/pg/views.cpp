@@ -83,7 +83,7 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     const bool is_exempt = i == count - 1;
     const BudgetLimits& limits = budget.definition.limits;
     const BudgetCounters& c = budget.counters;
-    ResultRow<19> row;
+    ResultRow<20> row;
     row.text(budget.definition.name.view());
     limits.max_connections == BudgetLimits::kUnlimited ? row.null() : row.integer(limits.max_connections);
     row.integer(limits.reserved);
@@ -101,6 +101,7 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     row.number(c.wait_max_us / 1000.0);
     row.timestamp(c.stats_reset_us);
     row.integer(std::min(budget.active + budget.waiting, budget.reserved));
+    row.integer(limits.reserved - budget.reserved);
     row.integer(server_free);
     is_exempt ? row.null() : row.integer(limits.priority);
     row.emit(fcinfo);

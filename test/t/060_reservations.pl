@@ -39,7 +39,7 @@ is($refused[0]{sqlstate}, '53300', 'with SQLSTATE 53300');
 is($refused[0]{message}, 'remaining connections are reserved for other connection budgets',
 	'and the reservation message');
 like($refused[0]{detail},
-	qr/^Connection budget "event" holds \d+ of its 20 connections \(0 reserved\); 8 of the server's 37 connections are free and 8 of them are reserved for other budgets\.$/,
+	qr/^Connection budget "event" holds \d+ of its 20 connections \(0 reserved\), 0 logins wait for it; 8 of the server's 37 connections are free and 8 of them are reserved for other budgets\.$/,
 	'whose detail gives the numbers');
 
 # The API backend still logs in 8 times, while the workers hold everything else.
@@ -90,8 +90,12 @@ for my $n (1 .. 14)    # 10 + 5 + 14 = 29: all shared capacity
 	my $queued = wait_for_waiting($node, $n <= 10 ? 'event' : 'semantic', $n <= 10 ? $n : $n - 10);
 	ok($queued, "waiter $n is queued") if $n == 10 || $n == 14;
 }
+# The API takes its 8 reserved slots too: now every backend for ordinary logins is in use.
+my @api_full = map { login($node, user => 'app', application_name => 'backend') } 1 .. 8;
+is(scalar(grep { $_->{ok} } @api_full), 8, 'the API logs in 8 times while workers fill the rest');
 my $high = login($node, user => 'app', application_name => 'extraction_worker');
-ok($high->{ok}, 'an extraction login (priority 3) gets in although the server is full');
+ok($high->{ok}, 'an extraction login (priority 3) gets in although the server is full')
+  or diag explain $high;
 my $displaced = finish_login($queued[9]);    # the youngest event waiter (priority 1)
 is($displaced->{sqlstate}, '53300', 'the youngest waiter of the lowest priority gives its place');
 like($displaced->{detail},
@@ -107,7 +111,7 @@ my $lowest = login($node, user => 'app', application_name => 'event_worker');
 is($lowest->{message}, 'remaining connections are reserved for other connection budgets',
 	'an event login (the lowest priority) displaces nobody and is refused');
 
-ConnBudgetTest::logout($_) for @event, @semantic, $high, $second;
+ConnBudgetTest::logout($_) for @event, @semantic, $high, $second, @api_full;
 for my $waiter (@queued[0 .. 7, 10 .. 13])
 {
 	my $r = finish_login($waiter);
@@ -131,6 +135,8 @@ ok($node->wait_for_log(
 	'after max_connections shrank, the worker logs the shortfall');
 is($node->safe_psql('postgres', 'SELECT reservation_shortfall FROM connbudget.worker'), '8',
 	'and connbudget.worker shows it');
+is($node->safe_psql('postgres', q{SELECT reserved || ' reserved, ' || reserved_cut || ' cut' FROM connbudget.status WHERE budget = 'extraction'}),
+	'20 reserved, 8 cut', 'and status shows which budget lost how much (match order: api first)');
 ok(login($node, user => 'app', application_name => 'backend')->{ok}, 'the first reservation (api) still holds');
 
 $node->stop;

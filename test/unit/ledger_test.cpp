@@ -368,11 +368,11 @@ TEST_F(LedgerTest, TimeoutRacingAGrantIsDecidedOnce) {
   login_as(1, "worker");
   login_as(2, "worker");
   const Departed timed_out = leave(2, Departure::TimedOut);
-  EXPECT_TRUE(timed_out.left);
+  EXPECT_EQ(timed_out.outcome, Departed::Outcome::Left);
   EXPECT_EQ(counters("w").timed_out, 1);
   EXPECT_EQ(release(0), Woken{1});
   const Departed too_late = leave(1, Departure::TimedOut);
-  EXPECT_FALSE(too_late.left);  // granted first: it is admitted, not timed out
+  EXPECT_EQ(too_late.outcome, Departed::Outcome::Granted);  // it is admitted, not timed out
   EXPECT_EQ(phase(1), SessionPhase::Active);
   EXPECT_EQ(counters("w").timed_out, 1);
   check_invariants();
@@ -383,7 +383,7 @@ TEST_F(LedgerTest, AbandonedWaitersLeaveWithoutTakingASlot) {
   login_as(0, "worker");
   login_as(1, "worker");
   login_as(2, "worker");
-  EXPECT_TRUE(leave(1, Departure::Abandoned).left);
+  EXPECT_EQ(leave(1, Departure::Abandoned).outcome, Departed::Outcome::Left);
   EXPECT_EQ(release(2), Woken{});  // a waiter whose process exits (exit callback) also counts
   EXPECT_EQ(counters("w").abandoned, 2);
   EXPECT_EQ(active("w"), 1);
@@ -454,7 +454,7 @@ TEST_F(LedgerTest, LeavingReportsTheBudgetAWaiterWasMovedTo) {
   policy_.default_limits.on_full = OnFull::Queue;
   configure({});
   const Departed departed = leave(1, Departure::TimedOut);
-  EXPECT_TRUE(departed.left);
+  EXPECT_EQ(departed.outcome, Departed::Outcome::Left);
   EXPECT_EQ(departed.budget, kDefaultBudget);
 }
 
@@ -596,4 +596,52 @@ TEST_F(LedgerTest, ReservationsBeyondCapacityAreHonouredInMatchOrder) {
   EXPECT_EQ(result.reservation_shortfall, 2);
   EXPECT_EQ(ledger_.budgets()[ledger_.find("first")].reserved, 3);
   EXPECT_EQ(ledger_.budgets()[ledger_.find("second")].reserved, 2);
+}
+
+TEST_F(LedgerTest, ADisplacedWaiterThatTimesOutIsNotAdmitted) {
+  policy_.capacity = 3;
+  configure({with(queueing("low", "low", 1), 0, 1), with(budget("high", "high", 5), 0, 9)});
+  login_as(0, "low");
+  login_as(1, "low");  // waits
+  login_as(2, "high");
+  EXPECT_EQ(login_as(3, "high").displaced, 1);
+  EXPECT_EQ(leave(1, Departure::TimedOut).outcome, Departed::Outcome::Displaced);
+  EXPECT_EQ(phase(1), SessionPhase::Displaced);
+}
+
+TEST_F(LedgerTest, NobodyIsDisplacedForALoginThatWouldStillNotFit) {
+  policy_.capacity = 10;
+  configure({with(budget("api", "backend", 5), 3), with(queueing("w", "worker", 5), 0, 1),
+             with(budget("high", "high", 5), 0, 9)});
+  for (int s = 0; s < 7; ++s) login_as(s, "worker");  // 5 active, 2 waiting: 7 + 3 reserved
+  login_as(7, "x", true);                               // a superuser: 11 > 10, overcommitted
+  const Admission high = login_as(8, "high");
+  EXPECT_EQ(high.verdict, Verdict::RefuseReserved);
+  EXPECT_EQ(high.displaced, kNoSession);
+  EXPECT_EQ(ledger_.budgets()[ledger_.find("w")].waiting, 2);
+}
+
+TEST_F(LedgerTest, ARaisedReservationDisplacesWaitersToFit) {
+  policy_.capacity = 6;
+  configure({budget("api", "backend", 5), with(queueing("w", "worker", 3), 0, 1)});
+  for (int s = 0; s < 6; ++s) login_as(s, "worker");  // 3 active, 3 waiting: full
+  const ReconfigureResult result =
+      configure({with(budget("api", "backend", 5), 2), with(queueing("w", "worker", 3), 0, 1)});
+  EXPECT_EQ(result.displaced, 2);
+  EXPECT_EQ(result.overcommitted, 0);
+  EXPECT_EQ(woken_, (Woken{5, 4}));  // youngest first
+  EXPECT_EQ(login_as(6, "backend").verdict, Verdict::Admit);
+  EXPECT_EQ(login_as(7, "backend").verdict, Verdict::Admit);
+}
+
+TEST_F(LedgerTest, MonitorModeKnowsWhatEnforcementWouldHaveDone) {
+  policy_.capacity = 4;
+  BudgetDefinition watched = with(budget("w", "worker", 10), 0, 0);
+  watched.limits.mode = Mode::Monitor;
+  configure({with(budget("api", "backend", 2), 2), watched});
+  login_as(0, "worker");
+  login_as(1, "worker");
+  const Admission over = login_as(2, "worker");
+  EXPECT_EQ(over.verdict, Verdict::AdmitOverLimit);
+  EXPECT_EQ(over.enforced, Verdict::RefuseReserved);
 }
