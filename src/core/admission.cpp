@@ -11,14 +11,13 @@ bool has_room(const BudgetLimits& limits, std::int32_t active) noexcept {
 
 Verdict decide(const BudgetLimits& limits, const Pressure& pressure, const Policy& policy) noexcept {
   const bool enforced = policy.enforcement_enabled && limits.mode == Mode::Enforce;
-  if (pressure.waiting == 0 && has_room(limits, pressure.active)) {
-    if (pressure.server_room) return Verdict::Admit;
-    return enforced ? Verdict::RefuseReserved : Verdict::AdmitOverLimit;
-  }
+  const bool own_room = pressure.waiting == 0 && has_room(limits, pressure.active);
+  if (own_room && pressure.session_room && pressure.backend_room) return Verdict::Admit;
   if (!enforced) return Verdict::AdmitOverLimit;
-  if (limits.on_full == OnFull::Reject) return Verdict::Refuse;
+  if (!own_room && limits.on_full == OnFull::Reject) return Verdict::Refuse;
+  if (own_room && limits.on_full == OnFull::Reject) return Verdict::RefuseReserved;
   if (pressure.waiting >= policy.max_queue_of(limits)) return Verdict::RefuseQueueFull;
-  return pressure.server_room ? Verdict::Queue : Verdict::RefuseReserved;
+  return pressure.backend_room ? Verdict::Queue : Verdict::RefuseReserved;
 }
 
 }  // namespace connbudget

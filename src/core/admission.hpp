@@ -1,8 +1,8 @@
 // The admission decision for one login: given its budget's limits, how many sessions the
 // budget holds and how many logins wait for it, and whether the server has room for one
-// more without touching other budgets' unused reservations: admit it, admit it although
-// enforcement would not (monitor mode or connbudget.enabled = off), queue it, or refuse it.
-// Pure; the ledger applies the verdict.
+// more session, or at least one more waiting login, without touching other budgets'
+// unused reservations: admit it, admit it although enforcement would not (monitor mode or
+// connbudget.enabled = off), queue it, or refuse it. Pure; the ledger applies the verdict.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +35,9 @@ struct Policy {
   // Backends the server gives ordinary logins (max_connections minus those kept for
   // superusers); every counted session and every waiting login holds one.
   std::int32_t capacity = 100;
+  // Of those, how many only logins waiting for shared capacity may use: sessions beyond
+  // their budgets' reservations never take them (connbudget.waiting_room).
+  std::int32_t waiting_room = 0;
 
   std::int32_t max_queue_of(const BudgetLimits& limits) const noexcept {
     return limits.max_queue == BudgetLimits::kFromSetting ? max_queue : limits.max_queue;
@@ -49,9 +52,12 @@ struct Policy {
 struct Pressure {
   std::int32_t active = 0;   // sessions the budget holds
   std::int32_t waiting = 0;  // logins waiting for it
-  // True if one more backend of this budget leaves every other budget's unused
-  // reservation free (always true below the budget's own reservation).
-  bool server_room = true;
+  // True if one more session of this budget fits the capacity less the waiting room
+  // beside every other budget's unused reservation (always true below its reservation).
+  bool session_room = true;
+  // True if one more backend of this budget (a session or a waiting login) fits the
+  // capacity beside every other budget's unused reservation.
+  bool backend_room = true;
 };
 
 // True if a budget with these limits has a free slot while holding `active` sessions.
@@ -59,7 +65,8 @@ bool has_room(const BudgetLimits& limits, std::int32_t active) noexcept;
 
 // A newcomer never overtakes a waiter: with logins waiting, it queues (or is refused)
 // even if a slot is free at this instant. A waiting login holds a backend too, so it may
-// queue only where it could be admitted as far as the server's room goes.
+// queue only where the server has a backend for it; with no room for one more session,
+// a queueing budget's login waits for shared capacity.
 Verdict decide(const BudgetLimits& limits, const Pressure& pressure, const Policy& policy) noexcept;
 
 }  // namespace connbudget

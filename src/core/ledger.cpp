@@ -90,6 +90,7 @@ void Ledger::adopt(const Policy& policy) noexcept {
   budgets_[kDefaultBudget].definition.limits = policy.default_limits;
   header_->enforcement_enabled = policy.enforcement_enabled;
   header_->capacity = policy.capacity;
+  header_->waiting_room = policy.waiting_room;
 }
 
 std::int32_t Ledger::unused_reservation(std::int32_t budget) const noexcept {
@@ -98,14 +99,25 @@ std::int32_t Ledger::unused_reservation(std::int32_t budget) const noexcept {
 }
 
 void Ledger::occupy(std::int32_t budget, std::int32_t active_delta, std::int32_t waiting_delta) noexcept {
+  BudgetState& state = budgets_[budget];
   const std::int32_t unused_before = unused_reservation(budget);
-  budgets_[budget].active += active_delta;
-  budgets_[budget].waiting += waiting_delta;
+  const std::int32_t unused_sessions_before = std::max(0, state.reserved - state.active);
+  state.active += active_delta;
+  state.waiting += waiting_delta;
   header_->occupied += active_delta + waiting_delta;
+  header_->sessions += active_delta;
+  header_->waiting += waiting_delta;
   header_->unused_reserved += unused_reservation(budget) - unused_before;
+  header_->unused_reserved_sessions += std::max(0, state.reserved - state.active) - unused_sessions_before;
 }
 
-bool Ledger::server_room(std::int32_t budget) const noexcept {
+bool Ledger::session_room(std::int32_t budget) const noexcept {
+  const BudgetState& state = budgets_[budget];
+  if (budget == kExemptBudget || state.active < state.reserved) return true;
+  return header_->capacity - header_->waiting_room - header_->sessions - 1 >= header_->unused_reserved_sessions;
+}
+
+bool Ledger::backend_room(std::int32_t budget) const noexcept {
   if (budget == kExemptBudget || unused_reservation(budget) > 0) return true;
   return header_->capacity - header_->occupied - 1 >= header_->unused_reserved;
 }
@@ -113,7 +125,7 @@ bool Ledger::server_room(std::int32_t budget) const noexcept {
 Admission Ledger::evaluate(std::int32_t budget, const Policy& policy) const noexcept {
   const BudgetState& state = budgets_[budget];
   const BudgetLimits& limits = limits_of(budget);
-  const Pressure pressure{state.active, state.waiting, server_room(budget)};
+  const Pressure pressure{state.active, state.waiting, session_room(budget), backend_room(budget)};
   Admission a;
   a.verdict = decide(limits, pressure, policy);
   a.budget = budget;
@@ -175,8 +187,7 @@ Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAt
   // This login's settings may have raised the default limit or switched enforcement off:
   // waiters that now fit go first, so that the newcomer cannot overtake them.
   adopt(policy);
-  grant_waiters(kDefaultBudget, now_us, wakeups);
-  grant_waiters(budget, now_us, wakeups);
+  grant_waiters(now_us, wakeups);
 
   BudgetState& state = budgets_[budget];
   Admission admission = evaluate(budget, policy);
@@ -244,15 +255,36 @@ void Ledger::unlink(std::int32_t session) noexcept {
   occupy(slot.budget, 0, -1);
 }
 
-bool Ledger::may_grow(std::int32_t budget) const noexcept {
-  const BudgetLimits& limits = limits_of(budget);
-  const bool enforced = header_->enforcement_enabled && limits.mode == Mode::Enforce;
-  return !enforced || has_room(limits, budgets_[budget].active);
+bool Ledger::enforced(std::int32_t budget) const noexcept {
+  return header_->enforcement_enabled && limits_of(budget).mode == Mode::Enforce;
 }
 
-void Ledger::grant_waiters(std::int32_t budget, std::int64_t now_us, Wakeups& wakeups) noexcept {
-  BudgetState& state = budgets_[budget];
-  while (state.queue_head != kNoSession && may_grow(budget)) {
+bool Ledger::head_may_start(std::int32_t budget) const noexcept {
+  const BudgetState& state = budgets_[budget];
+  if (state.queue_head == kNoSession) return false;
+  if (!enforced(budget)) return true;
+  return has_room(limits_of(budget), state.active) && session_room(budget);
+}
+
+void Ledger::grant_waiters(std::int64_t now_us, Wakeups& wakeups) noexcept {
+  while (header_->waiting > 0) {
+    // The waiter to start next: of the budgets whose oldest waiter may start, the highest
+    // priority, then the longest waiting.
+    std::int32_t chosen = kNoBudget;
+    for (std::size_t b = 0; b < budgets_.size(); ++b) {
+      const std::int32_t budget = static_cast<std::int32_t>(b);
+      if (!head_may_start(budget)) continue;
+      if (chosen == kNoBudget) {
+        chosen = budget;
+        continue;
+      }
+      const std::int32_t mine = limits_of(budget).priority, best = limits_of(chosen).priority;
+      if (mine > best || (mine == best && sessions_[budgets_[budget].queue_head].ticket <
+                                              sessions_[budgets_[chosen].queue_head].ticket))
+        chosen = budget;
+    }
+    if (chosen == kNoBudget) return;
+    BudgetState& state = budgets_[chosen];
     const std::int32_t waiter = state.queue_head;
     unlink(waiter);
     SessionState& slot = sessions_[waiter];
@@ -260,7 +292,7 @@ void Ledger::grant_waiters(std::int32_t budget, std::int64_t now_us, Wakeups& wa
     slot.waited_us = now_us - slot.since_us;
     slot.granted_us = now_us;
     slot.since_us = now_us;
-    occupy(budget, 1, 0);
+    occupy(chosen, 1, 0);
     ++state.counters.admitted;
     ++state.counters.waits;
     state.counters.wait_total_us += slot.waited_us;
@@ -286,7 +318,7 @@ void Ledger::release(std::int32_t session, std::int64_t now_us, Wakeups& wakeups
     occupy(budget, -1, 0);
   }
   slot = SessionState();
-  grant_waiters(budget, now_us, wakeups);
+  grant_waiters(now_us, wakeups);
 }
 
 Departed Ledger::leave_queue(std::int32_t session, Departure why, std::int64_t now_us,
@@ -300,7 +332,7 @@ Departed Ledger::leave_queue(std::int32_t session, Departure why, std::int64_t n
   BudgetCounters& counters = budgets_[budget].counters;
   ++(why == Departure::TimedOut ? counters.timed_out : counters.abandoned);
   slot = SessionState();
-  grant_waiters(budget, now_us, wakeups);
+  grant_waiters(now_us, wakeups);
   return {Departed::Outcome::Left, budget};
 }
 
@@ -409,6 +441,7 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
     result.reservation_shortfall += budget.definition.limits.reserved - budget.reserved;
   }
   header_->occupied = header_->unused_reserved = 0;
+  header_->sessions = header_->unused_reserved_sessions = header_->waiting = 0;
   std::size_t waiter_count = 0;
   for (std::size_t s = 0; s < sessions_.size(); ++s) {
     SessionState& session = sessions_[s];
@@ -431,7 +464,9 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   }
   for (std::size_t b = 0; b < budgets_.size(); ++b) {
     header_->occupied += budgets_[b].active;
+    header_->sessions += budgets_[b].active;
     header_->unused_reserved += unused_reservation(static_cast<std::int32_t>(b));
+    header_->unused_reserved_sessions += std::max(0, budgets_[b].reserved - budgets_[b].active);
   }
   std::sort(waiters.begin(), waiters.begin() + waiter_count,
             [this](std::int32_t a, std::int32_t b) { return sessions_[a].ticket < sessions_[b].ticket; });
@@ -459,8 +494,7 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   result.overcommitted = std::max(0, header_->occupied + header_->unused_reserved - header_->capacity);
 
   // Raised limits (or waiters moved to a budget with room) admit waiters at once.
-  for (std::size_t budget = 0; budget < budgets_.size(); ++budget)
-    grant_waiters(static_cast<std::int32_t>(budget), now_us, wakeups);
+  grant_waiters(now_us, wakeups);
   return result;
 }
 

@@ -10,10 +10,13 @@
 // and lists them in a Wakeups, whose latches the caller sets after releasing the lock.
 //
 // Reservations: every counted session and every waiting login holds one of the server's
-// backends (the capacity). A budget below its reservation is always admitted; above it, a
-// login may stay (admitted or queued) only if the server keeps room for every other
-// budget's unused reservation. If it may not, it takes the place of the youngest waiter of
-// a budget with a lower priority, if there is one (that waiter is displaced and told so).
+// backends (the capacity). A budget below its reservation is always admitted. Above it, a
+// session needs room in the capacity less the waiting room beside every other budget's
+// unused reservation; without it, a login of a queueing budget waits for shared capacity,
+// if the server has a backend for it beside those reservations. Capacity that frees goes
+// to the waiters that can take it by budget priority, then arrival (FIFO within a
+// budget). A login the server has no backend for takes the place of the youngest waiter
+// of a budget with a lower priority, if there is one (that waiter is displaced, told so).
 //
 // Invariants: a budget's `active` and `waiting` equal the numbers of session slots naming
 // it in that state, and its queue holds exactly its waiting slots, oldest first; the
@@ -92,8 +95,12 @@ struct LedgerHeader {
   std::uint64_t next_ticket = 1;
   bool enforcement_enabled = true;  // connbudget.enabled, as the last login or reload saw it
   std::int32_t capacity = 0;         // the server's backends for ordinary logins (Policy)
+  std::int32_t waiting_room = 0;     // of which sessions beyond reservations leave free (Policy)
   std::int32_t occupied = 0;         // sum of active + waiting over all budgets
   std::int32_t unused_reserved = 0;  // sum of reserved - active - waiting, where positive
+  std::int32_t sessions = 0;         // sum of active over all budgets
+  std::int32_t unused_reserved_sessions = 0;  // sum of reserved - active, where positive
+  std::int32_t waiting = 0;          // sum of waiting over all budgets
   std::int32_t configured_count = 0;
   bool uses_role_groups = false;  // some budget matches "+role": logins must supply member_of
 };
@@ -229,18 +236,23 @@ class Ledger {
   std::int32_t unused_reservation(std::int32_t budget) const noexcept;
   // Changes a budget's counts, keeping the header's sums true.
   void occupy(std::int32_t budget, std::int32_t active_delta, std::int32_t waiting_delta) noexcept;
+  // True if one more session of `budget` leaves the waiting room and every other unused
+  // reservation free.
+  bool session_room(std::int32_t budget) const noexcept;
   // True if one more backend of `budget` leaves every other unused reservation free.
-  bool server_room(std::int32_t budget) const noexcept;
+  bool backend_room(std::int32_t budget) const noexcept;
   // The youngest waiter of the lowest-priority budget whose priority is below `priority`.
   std::int32_t youngest_waiter_below(std::int32_t priority) const noexcept;
   // Takes a waiter out of its queue: it gave its place (to `by`, or to reservations).
   void displace(std::int32_t waiter, std::int32_t by) noexcept;
   // Applies the policy's settings to the ledger.
   void adopt(const Policy& policy) noexcept;
-  // True if `budget` may hold one more session: room under its limit, or not enforced.
-  bool may_grow(std::int32_t budget) const noexcept;
-  // Hands every slot `budget` can now give to its waiters, oldest first.
-  void grant_waiters(std::int32_t budget, std::int64_t now_us, Wakeups& wakeups) noexcept;
+  // True if `budget` is enforced (neither in monitor mode nor with enforcement off).
+  bool enforced(std::int32_t budget) const noexcept;
+  // True if the oldest waiter of `budget` may become a session now.
+  bool head_may_start(std::int32_t budget) const noexcept;
+  // Hands every slot that can now be given to waiters: by budget priority, then arrival.
+  void grant_waiters(std::int64_t now_us, Wakeups& wakeups) noexcept;
 
   LedgerHeader* header_;
   std::span<BudgetState> budgets_;       // [default, exempt, configurable slots...]

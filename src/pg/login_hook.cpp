@@ -209,10 +209,17 @@ void wait_for_slot(SharedState& state, Outcome& queued) {
                         errmsg("client closed the connection while waiting for a slot in connection budget \"%s\"",
                                queued.budget.c_str()),
                         errdetail("waited %ld ms; %d of %d connections in use.", waited_ms, a.active, a.limit)));
+      const bool budget_had_room = a.limit == BudgetLimits::kUnlimited || a.active < a.limit;
       ereport(FATAL,
               (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
                errmsg("timed out waiting for a slot in connection budget \"%s\"", queued.budget.c_str()),
-               errdetail("waited %ld ms; %d of %d connections in use.", waited_ms, a.active, a.limit),
+               a.limit == BudgetLimits::kUnlimited
+                   ? errdetail("waited %ld ms; the budget holds %d connections, and no shared capacity was "
+                               "free for its priority.", waited_ms, a.active)
+               : budget_had_room
+                   ? errdetail("waited %ld ms; %d of %d connections in use, and no shared capacity was free "
+                               "for this budget's priority.", waited_ms, a.active, a.limit)
+                   : errdetail("waited %ld ms; %d of %d connections in use.", waited_ms, a.active, a.limit),
                capped ? errhint("The wait is limited by authentication_timeout (%d s); queue_timeout asks for %d ms.",
                                 AuthenticationTimeout, a.queue_timeout_ms)
                       : errhint("Raise queue_timeout or max_connections of this budget in connbudget.budgets.")));

@@ -21,6 +21,7 @@ int queue_timeout_ms = 5000;
 int max_queue = 32;
 bool exempt_superusers = true;
 int max_budgets = 1000;
+int waiting_room = 0;
 int sample_interval_ms = 10000;
 
 namespace {
@@ -63,6 +64,13 @@ void define_settings() {
   DefineCustomIntVariable("connbudget.max_budgets",
                           "Most budgets shared memory can hold.", nullptr, &max_budgets, 1000, 1,
                           100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("connbudget.waiting_room",
+                          "Connections kept for logins that wait for shared capacity.",
+                          "Sessions beyond their budgets' reservations leave this many of the "
+                          "server's connections to queued logins, which then wait for shared "
+                          "capacity, served by budget priority. 0: a login the server has no "
+                          "session for is refused, even if its budget queues.",
+                          &waiting_room, 0, 0, INT_MAX, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("connbudget.sample_interval",
                           "How often the worker samples budgets into connbudget.history.", nullptr,
                           &sample_interval_ms, 10000, 100, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
@@ -78,6 +86,7 @@ Policy current_policy() {
   policy.max_queue = max_queue;
   policy.enforcement_enabled = enabled;
   policy.capacity = connection_capacity();
+  policy.waiting_room = waiting_room;
   return policy;
 }
 

@@ -13,6 +13,7 @@ extern int queue_timeout_ms;
 extern int max_queue;
 extern bool exempt_superusers;
 extern int max_budgets;
+extern int waiting_room;
 extern int sample_interval_ms;
 
 // Defines every setting and reserves the "connbudget." prefix; from _PG_init.

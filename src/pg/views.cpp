@@ -76,8 +76,9 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     allocated = count;
   }
 
-  // Capacity nobody has reserved and nobody uses: what any budget can still grow into.
-  const std::int32_t server_free = std::max(0, server.capacity - server.occupied - server.unused_reserved);
+  // Sessions nobody has reserved and nobody uses: what any budget can still grow into.
+  const std::int32_t server_free = std::max(
+      0, server.capacity - server.waiting_room - server.sessions - server.unused_reserved_sessions);
   for (std::size_t i = 0; i < count; ++i) {
     const BudgetState& budget = budgets[i];
     const bool is_exempt = i == count - 1;

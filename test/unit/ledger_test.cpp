@@ -91,13 +91,20 @@ class LedgerTest : public ::testing::Test {
 
   // The invariants of ledger.hpp, recomputed from the session slots.
   void check_invariants() const {
-    int occupied = 0, unused = 0;
+    int occupied = 0, unused = 0, sessions = 0, unused_sessions = 0, waiting_total = 0;
     for (const BudgetState& budget : ledger_.budgets()) {
       occupied += budget.active + budget.waiting;
       unused += std::max(0, budget.reserved - budget.active - budget.waiting);
+      sessions += budget.active;
+      unused_sessions += std::max(0, budget.reserved - budget.active);
+      waiting_total += budget.waiting;
     }
-    ASSERT_EQ(ledger_.header().occupied, occupied);
-    ASSERT_EQ(ledger_.header().unused_reserved, unused);
+    const LedgerHeader& h = ledger_.header();
+    ASSERT_EQ(h.occupied, occupied);
+    ASSERT_EQ(h.unused_reserved, unused);
+    ASSERT_EQ(h.sessions, sessions);
+    ASSERT_EQ(h.unused_reserved_sessions, unused_sessions);
+    ASSERT_EQ(h.waiting, waiting_total);
     for (std::size_t b = 0; b < ledger_.budgets().size(); ++b) {
       const BudgetState& budget = ledger_.budgets()[b];
       int active = 0, waiting = 0;
@@ -119,8 +126,12 @@ class LedgerTest : public ::testing::Test {
         ++listed;
       }
       ASSERT_EQ(listed, waiting) << "budget " << b;
-      if (waiting > 0) {  // no one waits while a slot is free
-        ASSERT_FALSE(has_room(ledger_.limits_of(static_cast<int>(b)), budget.active)) << "budget " << b;
+      if (waiting > 0 && h.enforcement_enabled && ledger_.limits_of(static_cast<int>(b)).mode == Mode::Enforce) {
+        // No waiter could start: its budget is full, or the server has no session for it.
+        const bool own_room = has_room(ledger_.limits_of(static_cast<int>(b)), budget.active);
+        const bool session_room = budget.active < budget.reserved ||
+                                  h.capacity - h.waiting_room - h.sessions - 1 >= h.unused_reserved_sessions;
+        ASSERT_FALSE(own_room && session_room) << "budget " << b;
       }
     }
   }
@@ -484,6 +495,7 @@ TEST_F(LedgerTest, RandomOperationsKeepEveryInvariant) {
   policy_.default_limits.max_connections = 3;
   policy_.default_limits.on_full = OnFull::Queue;
   policy_.capacity = 12;
+  policy_.waiting_room = 3;
   const std::vector<std::vector<BudgetDefinition>> configurations = {
       {with(queueing("a", "a", 2, 3), 2, 1), budget("b", "b", 1)},
       {with(queueing("b", "b", 3, 2), 1, 5), queueing("a", "a", 1, 5)},
@@ -644,4 +656,33 @@ TEST_F(LedgerTest, MonitorModeKnowsWhatEnforcementWouldHaveDone) {
   const Admission over = login_as(2, "worker");
   EXPECT_EQ(over.verdict, Verdict::AdmitOverLimit);
   EXPECT_EQ(over.enforced, Verdict::RefuseReserved);
+}
+
+TEST_F(LedgerTest, WithAWaitingRoomLoginsWaitForSharedCapacityAndTheHighestPriorityGoesFirst) {
+  policy_.capacity = 10;
+  policy_.waiting_room = 3;  // sessions beyond reservations: 10 - 3 - 2 (api) = 5
+  configure({with(budget("api", "backend", 4), 2), with(queueing("low", "low", 10), 0, 1),
+             with(queueing("high", "high", 10), 0, 5)});
+  for (int s = 0; s < 5; ++s) EXPECT_EQ(login_as(s, "low").verdict, Verdict::Admit) << s;
+  const Admission waits = login_as(5, "low");
+  EXPECT_EQ(waits.verdict, Verdict::Queue);  // its budget has room, the server has not
+  EXPECT_EQ(login_as(6, "high").verdict, Verdict::Queue);
+  EXPECT_EQ(login_as(7, "low").verdict, Verdict::Queue);   // 3 waiting: the room is full
+  EXPECT_EQ(login_as(8, "low").verdict, Verdict::RefuseReserved);
+  EXPECT_EQ(login_as(8, "backend").verdict, Verdict::Admit);  // reservations stay available
+  EXPECT_EQ(login_as(9, "backend").verdict, Verdict::Admit);
+  EXPECT_EQ(release(0), Woken{6});  // a low session ends: the high waiter goes first
+  EXPECT_EQ(release(1), Woken{5});  // then the low waiters, oldest first
+  EXPECT_EQ(release(2), Woken{7});
+  EXPECT_EQ(release(8), Woken{});   // a reserved slot freed stays reserved
+}
+
+TEST_F(LedgerTest, WithAWaitingRoomNewcomersQueueBehindCapacityWaiters) {
+  policy_.capacity = 6;
+  policy_.waiting_room = 2;
+  configure({with(queueing("a", "a", 10), 0, 1), with(queueing("b", "b", 10), 0, 1)});
+  for (int s = 0; s < 4; ++s) login_as(s, "a");
+  EXPECT_EQ(login_as(4, "b").verdict, Verdict::Queue);
+  EXPECT_EQ(release(0), Woken{4});  // the freed capacity goes to the waiter of b,
+  EXPECT_EQ(login_as(0, "a").verdict, Verdict::Queue);  // and a newcomer of a waits
 }

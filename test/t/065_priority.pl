@@ -1,0 +1,83 @@
+# connbudget.waiting_room keeps some of the server's connections for logins that wait for
+# shared capacity; capacity that frees goes to the waiting budget with the highest
+# priority first, then by arrival. In the seed's scenario: max_connections 40 (37 for
+# ordinary logins), 6 of them a waiting room; the API reserves 8 and may use 2 more; three
+# worker budgets queue with priorities 1, 2, 3.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use ConnBudgetTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = start_node('priority', conf => "connbudget.waiting_room = 6\n");
+$node->safe_psql('postgres', q{
+	CREATE ROLE app LOGIN;
+	INSERT INTO connbudget.budgets (name, application_name, max_connections, reserved, on_full, queue_timeout, priority) VALUES
+	  ('api', 'backend', 10, 8, 'reject', NULL,  0),
+	  ('w1',  'w1',      20, 0, 'queue',  '50s', 1),
+	  ('w2',  'w2',      20, 0, 'queue',  '50s', 2),
+	  ('w3',  'w3',      20, 0, 'queue',  '50s', 3);
+});
+reload_budgets($node);
+my %app = map { $_ => [ user => 'app', application_name => $_ ] } qw(backend w1 w2 w3);
+
+# The API takes its 8 reserved sessions and 2 shared ones; workers take the other 21 of
+# the 37 - 6 - 8 = 23 shared sessions.
+my @api = map { login($node, @{ $app{backend} }) } 1 .. 10;
+is(scalar(grep { $_->{ok} } @api), 10, 'the API holds 10 sessions: 8 reserved, 2 shared');
+my %active;
+for my $spec ([ w1 => 10 ], [ w2 => 6 ], [ w3 => 5 ])
+{
+	my ($budget, $count) = @$spec;
+	$active{$budget} = [ map { login($node, @{ $app{$budget} }) } 1 .. $count ];
+}
+is(scalar(grep { $_->{ok} } map { @$_ } values %active), 21, 'workers hold the other 21 shared sessions');
+
+# The shared sessions are all in use: workers wait for them, 6 at most (the waiting room).
+my %waiting;
+my $n = 0;
+for my $budget (qw(w1 w2 w3 w1 w2 w3))
+{
+	push @{ $waiting{$budget} }, start_login($node, @{ $app{$budget} });
+	$n++;
+	my $expected = grep { $_ eq $budget } (qw(w1 w2 w3 w1 w2 w3))[0 .. $n - 1];
+	ok(wait_for_waiting($node, $budget, $expected), "login $n waits for shared capacity ($budget)");
+}
+my $beyond = login($node, @{ $app{w1} });
+is($beyond->{message}, 'remaining connections are reserved for other connection budgets',
+	'with the waiting room full, a worker of the lowest priority is refused at once');
+ok(login($node, application_name => 'w1')->{ok}, 'a superuser still logs in');
+my $reserved_ok = $node->safe_psql('postgres',
+	q{SELECT verdict FROM connbudget.explain('w1', 'app', 'postgres')});
+is($reserved_ok, 'refuse: reserved for other budgets', 'explain() agrees');
+
+# API sessions end: the two shared ones go to the highest-priority waiters (w3), the
+# next one returns to the API's reservation.
+logout(pop @api);
+ok(answered($waiting{w3}[0], 5) && finish_login($waiting{w3}[0])->{ok},
+	"the API's first freed shared session goes to w3 (priority 3)");
+ok(!answered($_, 0.2), 'nobody else moves') for @{ $waiting{w1} }, @{ $waiting{w2} }, $waiting{w3}[1];
+logout(pop @api);
+ok(finish_login($waiting{w3}[1])->{ok}, 'the second goes to the other w3 waiter');
+logout(pop @api);
+ok(!answered($_, 0.3), 'an API session within its reservation frees nothing for workers')
+  for @{ $waiting{w1} }, @{ $waiting{w2} };
+
+# A w1 session ends: its freed session goes to w2 (priority 2), not to w1's own waiter.
+logout(pop @{ $active{w1} });
+ok(finish_login($waiting{w2}[0])->{ok}, "a w1 session's end serves the waiting w2 first");
+ok(!answered($waiting{w1}[0], 0.2), 'w1 waits until w2 has nobody waiting');
+logout(pop @{ $active{w1} });
+ok(finish_login($waiting{w2}[1])->{ok}, 'then the second w2 waiter');
+logout(pop @{ $active{w1} });
+ok(finish_login($waiting{w1}[0])->{ok}, 'then w1, oldest first');
+ok(!answered($waiting{w1}[1], 0.2), 'and its second waiter keeps waiting');
+
+my $status = $node->safe_psql('postgres',
+	q{SELECT string_agg(budget || '=' || queued || '/' || waiting, ' ' ORDER BY budget) FROM connbudget.status WHERE budget LIKE 'w_'});
+is($status, 'w1=2/1 w2=2/0 w3=2/0', 'status counts who queued and who still waits');
+
+$node->stop;
+done_testing();
