@@ -15,7 +15,9 @@ Verdict decide(const BudgetLimits& limits, const Pressure& pressure, const Polic
   if (own_room && pressure.session_room && pressure.backend_room) return Verdict::Admit;
   if (!enforced) return Verdict::AdmitOverLimit;
   if (!own_room && limits.on_full == OnFull::Reject) return Verdict::Refuse;
-  if (own_room && limits.on_full == OnFull::Reject) return Verdict::RefuseReserved;
+  // With its own room, a login lacks only server room: a backend (if it has session room)
+  // or a session (and a rejecting budget does not wait for one).
+  if (own_room && (limits.on_full == OnFull::Reject || pressure.session_room)) return Verdict::RefuseReserved;
   if (pressure.waiting >= policy.max_queue_of(limits)) return Verdict::RefuseQueueFull;
   return pressure.backend_room ? Verdict::Queue : Verdict::RefuseReserved;
 }

@@ -147,25 +147,28 @@ Admission Ledger::evaluate(std::int32_t budget, const Policy& policy) const noex
 
 std::int32_t Ledger::youngest_waiter_below(std::int32_t priority) const noexcept {
   std::int32_t victim_budget = kNoBudget;
-  for (std::size_t b = 0; b < budgets_.size(); ++b) {
-    const BudgetState& candidate = budgets_[b];
-    if (candidate.queue_tail == kNoSession || limits_of(static_cast<std::int32_t>(b)).priority >= priority)
-      continue;
+  for (std::int32_t b = header_->waiting_budgets; b != kNoBudget; b = budgets_[b].next_waiting) {
+    const std::int32_t mine = limits_of(b).priority;
+    if (mine >= priority) continue;
     if (victim_budget == kNoBudget) {
-      victim_budget = static_cast<std::int32_t>(b);
+      victim_budget = b;
       continue;
     }
-    const std::int32_t best = limits_of(victim_budget).priority, mine = limits_of(static_cast<std::int32_t>(b)).priority;
-    if (mine < best || (mine == best && sessions_[candidate.queue_tail].ticket >
+    const std::int32_t best = limits_of(victim_budget).priority;
+    if (mine < best || (mine == best && sessions_[budgets_[b].queue_tail].ticket >
                                             sessions_[budgets_[victim_budget].queue_tail].ticket))
-      victim_budget = static_cast<std::int32_t>(b);
+      victim_budget = b;
   }
   return victim_budget == kNoBudget ? kNoSession : budgets_[victim_budget].queue_tail;
 }
 
-std::int32_t Ledger::victim_for(std::int32_t budget) const noexcept {
-  // Displacing one waiter frees exactly one place (its budget, being full, has no unused
-  // reservation): never displace for a login that would still not fit.
+std::int32_t Ledger::victim_for(std::int32_t budget, const Policy& policy) const noexcept {
+  // Displacing one waiter frees exactly one backend (its budget, being full, has no
+  // unused reservation) and no session: never displace for a login that would still not
+  // be let in.
+  const BudgetState& state = budgets_[budget];
+  const Pressure with_a_backend{state.active, state.waiting, session_room(budget), true};
+  if (refuses(decide(limits_of(budget), with_a_backend, policy))) return kNoSession;
   if (header_->capacity - header_->occupied < header_->unused_reserved) return kNoSession;
   return youngest_waiter_below(limits_of(budget).priority);
 }
@@ -192,7 +195,7 @@ Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAt
   BudgetState& state = budgets_[budget];
   Admission admission = evaluate(budget, policy);
   if (admission.verdict == Verdict::RefuseReserved) {
-    const std::int32_t victim = victim_for(budget);
+    const std::int32_t victim = victim_for(budget, policy);
     if (victim != kNoSession) {
       displace(victim, budget);
       wakeups.add(victim);
@@ -227,9 +230,28 @@ Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAt
   return admission;
 }
 
+void Ledger::link_waiting_budget(std::int32_t budget) noexcept {
+  BudgetState& state = budgets_[budget];
+  state.prev_waiting = kNoBudget;
+  state.next_waiting = header_->waiting_budgets;
+  if (header_->waiting_budgets != kNoBudget) budgets_[header_->waiting_budgets].prev_waiting = budget;
+  header_->waiting_budgets = budget;
+}
+
+void Ledger::unlink_waiting_budget(std::int32_t budget) noexcept {
+  BudgetState& state = budgets_[budget];
+  if (state.prev_waiting != kNoBudget)
+    budgets_[state.prev_waiting].next_waiting = state.next_waiting;
+  else
+    header_->waiting_budgets = state.next_waiting;
+  if (state.next_waiting != kNoBudget) budgets_[state.next_waiting].prev_waiting = state.prev_waiting;
+  state.next_waiting = state.prev_waiting = kNoBudget;
+}
+
 void Ledger::enqueue(std::int32_t session) noexcept {
   SessionState& slot = sessions_[session];
   BudgetState& budget = budgets_[slot.budget];
+  if (budget.queue_head == kNoSession) link_waiting_budget(slot.budget);
   slot.next = kNoSession;
   slot.prev = budget.queue_tail;
   if (budget.queue_tail != kNoSession)
@@ -252,6 +274,7 @@ void Ledger::unlink(std::int32_t session) noexcept {
   else
     budget.queue_tail = slot.prev;
   slot.next = slot.prev = kNoSession;
+  if (budget.queue_head == kNoSession) unlink_waiting_budget(slot.budget);
   occupy(slot.budget, 0, -1);
 }
 
@@ -263,7 +286,9 @@ bool Ledger::head_may_start(std::int32_t budget) const noexcept {
   const BudgetState& state = budgets_[budget];
   if (state.queue_head == kNoSession) return false;
   if (!enforced(budget)) return true;
-  return has_room(limits_of(budget), state.active) && session_room(budget);
+  // Without a waiting room nobody waits for shared capacity: a waiter already holds its
+  // backend, and its budget's room is all it needs.
+  return has_room(limits_of(budget), state.active) && (header_->waiting_room == 0 || session_room(budget));
 }
 
 void Ledger::grant_waiters(std::int64_t now_us, Wakeups& wakeups) noexcept {
@@ -271,8 +296,8 @@ void Ledger::grant_waiters(std::int64_t now_us, Wakeups& wakeups) noexcept {
     // The waiter to start next: of the budgets whose oldest waiter may start, the highest
     // priority, then the longest waiting.
     std::int32_t chosen = kNoBudget;
-    for (std::size_t b = 0; b < budgets_.size(); ++b) {
-      const std::int32_t budget = static_cast<std::int32_t>(b);
+    for (std::int32_t budget = header_->waiting_budgets; budget != kNoBudget;
+         budget = budgets_[budget].next_waiting) {
       if (!head_may_start(budget)) continue;
       if (chosen == kNoBudget) {
         chosen = budget;
@@ -430,7 +455,9 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   for (BudgetState& budget : budgets_) {
     budget.active = budget.waiting = 0;
     budget.queue_head = budget.queue_tail = kNoSession;
+    budget.next_waiting = budget.prev_waiting = kNoBudget;
   }
+  header_->waiting_budgets = kNoBudget;
   adopt(policy);
   // Reservations in match order, as far as the capacity goes.
   std::int32_t promised = 0;
@@ -482,8 +509,10 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   if (changed) ++header_->generation;
   result.status = changed ? Status::Applied : Status::Unchanged;
 
-  // Raised reservations may find the server full: waiters give their place, lowest
-  // priority and youngest first (sessions are never ended).
+  // Waiters below a raised reservation start first (that does not change what the server
+  // holds); then, if the raised reservations find the server full, waiters give their
+  // place, lowest priority and youngest first (sessions are never ended).
+  grant_waiters(now_us, wakeups);
   while (header_->occupied + header_->unused_reserved > header_->capacity) {
     const std::int32_t victim = youngest_waiter_below(std::numeric_limits<std::int32_t>::max());
     if (victim == kNoSession) break;

@@ -66,6 +66,8 @@ struct BudgetState {
   std::int32_t waiting = 0;
   std::int32_t queue_head = kNoSession;  // oldest waiter
   std::int32_t queue_tail = kNoSession;  // newest waiter
+  std::int32_t next_waiting = kNoBudget;  // the list of budgets with waiters (header)
+  std::int32_t prev_waiting = kNoBudget;
   BudgetCounters counters;
 };
 
@@ -101,6 +103,7 @@ struct LedgerHeader {
   std::int32_t sessions = 0;         // sum of active over all budgets
   std::int32_t unused_reserved_sessions = 0;  // sum of reserved - active, where positive
   std::int32_t waiting = 0;          // sum of waiting over all budgets
+  std::int32_t waiting_budgets = kNoBudget;  // first budget with waiters (linked list)
   std::int32_t configured_count = 0;
   bool uses_role_groups = false;  // some budget matches "+role": logins must supply member_of
 };
@@ -177,10 +180,10 @@ class Ledger {
   // What a login into `budget` would get now, with the numbers; changes nothing.
   Admission evaluate(std::int32_t budget, const Policy& policy) const noexcept;
 
-  // The waiter that would give its place to a login of `budget` the server has no room
-  // for: the youngest of the lowest-priority budget below it, provided that one place is
-  // all the login lacks. kNoSession if there is none.
-  std::int32_t victim_for(std::int32_t budget) const noexcept;
+  // The waiter that would give its place to a login of `budget` the server has no backend
+  // for: the youngest of the lowest-priority budget below it, provided that one backend is
+  // all the login lacks (displacing frees a backend, never a session). kNoSession if none.
+  std::int32_t victim_for(std::int32_t budget, const Policy& policy) const noexcept;
 
   // Decides the login of session slot `session` into `budget` and books the slot as
   // active (admitted) or waiting (queued), or books nothing (refused); may displace a
@@ -232,6 +235,9 @@ class Ledger {
   std::size_t table_size() const noexcept;
   void enqueue(std::int32_t session) noexcept;
   void unlink(std::int32_t session) noexcept;
+  // The list of budgets that have waiters, which grant_waiters and displacement scan.
+  void link_waiting_budget(std::int32_t budget) noexcept;
+  void unlink_waiting_budget(std::int32_t budget) noexcept;
   // The part of a budget's reservation it does not use.
   std::int32_t unused_reservation(std::int32_t budget) const noexcept;
   // Changes a budget's counts, keeping the header's sums true.

@@ -53,6 +53,23 @@ void warn_about_capped_timeouts(std::span<const BudgetDefinition> budgets) {
   warn("default", policy.default_limits);
 }
 
+// A waiting room as large as what the reservations leave would leave no shared session;
+// say so once per change of setting or budgets.
+void warn_about_waiting_room(std::span<const BudgetDefinition> budgets, const ReconfigureResult& result,
+                             const Policy& policy) {
+  static int warned_for = -1;
+  int reserved = -result.reservation_shortfall;
+  for (const BudgetDefinition& budget : budgets) reserved += budget.limits.reserved;
+  const bool crowded = policy.waiting_room > 0 && policy.waiting_room + reserved >= policy.capacity;
+  if (crowded && (result.status == ReconfigureResult::Status::Applied || warned_for != policy.waiting_room))
+    ereport(WARNING, (errmsg("pg_connbudget: connbudget.waiting_room (%d) leaves no shared sessions",
+                             policy.waiting_room),
+                      errdetail("The server's capacity is %d, and the budgets reserve %d of it.", policy.capacity,
+                                reserved),
+                      errhint("Lower connbudget.waiting_room or the reservations, or raise max_connections.")));
+  warned_for = crowded ? policy.waiting_room : -1;
+}
+
 void publish(std::span<const BudgetDefinition> budgets) {
   SharedState& state = *shared_state();
   static const std::span<std::int32_t> scratch = worker_array(Ledger::scratch_entries(max_budgets, MaxBackends));
@@ -94,6 +111,7 @@ void publish(std::span<const BudgetDefinition> budgets) {
                       errdetail("Reservations are honoured in match order; the last ones are cut short. "
                                 "The server's capacity is %s.", describe_connection_capacity()),
                       errhint("Lower reserved in connbudget.budgets, or raise max_connections.")));
+  warn_about_waiting_room(budgets, result, policy);
   if (result.displaced > 0 || result.overcommitted > 0)
     ereport(WARNING, (errmsg("pg_connbudget: the new reservations found the server full: %d waiting logins gave "
                              "their place, %d connections are still in use beyond what the reservations leave",

@@ -59,7 +59,7 @@ Assessment assess(FunctionCallInfo fcinfo) {
   assessment.budget = ledger().budgets()[budget].definition.name;
   assessment.admission = ledger().evaluate(budget, policy);
   if (assessment.admission.verdict == Verdict::RefuseReserved)
-    if (const std::int32_t victim = ledger().victim_for(budget); victim != kNoSession) {
+    if (const std::int32_t victim = ledger().victim_for(budget, policy); victim != kNoSession) {
       const BudgetState& state_of_budget = ledger().budgets()[budget];
       assessment.would_displace = ledger().budgets()[ledger().sessions()[victim].budget].definition.name;
       assessment.then = decide(ledger().limits_of(budget),

@@ -105,6 +105,14 @@ class LedgerTest : public ::testing::Test {
     ASSERT_EQ(h.sessions, sessions);
     ASSERT_EQ(h.unused_reserved_sessions, unused_sessions);
     ASSERT_EQ(h.waiting, waiting_total);
+    int listed_budgets = 0;
+    for (std::int32_t b = h.waiting_budgets; b != kNoBudget; b = ledger_.budgets()[b].next_waiting) {
+      ASSERT_GT(ledger_.budgets()[b].waiting, 0) << "budget " << b;
+      ++listed_budgets;
+    }
+    int budgets_waited_for = 0;
+    for (const BudgetState& budget : ledger_.budgets()) budgets_waited_for += budget.waiting > 0;
+    ASSERT_EQ(listed_budgets, budgets_waited_for);
     for (std::size_t b = 0; b < ledger_.budgets().size(); ++b) {
       const BudgetState& budget = ledger_.budgets()[b];
       int active = 0, waiting = 0;
@@ -129,7 +137,7 @@ class LedgerTest : public ::testing::Test {
       if (waiting > 0 && h.enforcement_enabled && ledger_.limits_of(static_cast<int>(b)).mode == Mode::Enforce) {
         // No waiter could start: its budget is full, or the server has no session for it.
         const bool own_room = has_room(ledger_.limits_of(static_cast<int>(b)), budget.active);
-        const bool session_room = budget.active < budget.reserved ||
+        const bool session_room = h.waiting_room == 0 || budget.active < budget.reserved ||
                                   h.capacity - h.waiting_room - h.sessions - 1 >= h.unused_reserved_sessions;
         ASSERT_FALSE(own_room && session_room) << "budget " << b;
       }
@@ -685,4 +693,97 @@ TEST_F(LedgerTest, WithAWaitingRoomNewcomersQueueBehindCapacityWaiters) {
   EXPECT_EQ(login_as(4, "b").verdict, Verdict::Queue);
   EXPECT_EQ(release(0), Woken{4});  // the freed capacity goes to the waiter of b,
   EXPECT_EQ(login_as(0, "a").verdict, Verdict::Queue);  // and a newcomer of a waits
+}
+
+TEST_F(LedgerTest, NoWaiterIsDisplacedForALoginThatLacksASessionNotABackend) {
+  policy_.capacity = 6;
+  policy_.waiting_room = 2;
+  configure({with(queueing("low", "low", 10), 0, 1), with(budget("high", "high", 5), 0, 9)});
+  for (int s = 0; s < 4; ++s) EXPECT_EQ(login_as(s, "low").verdict, Verdict::Admit) << s;
+  EXPECT_EQ(login_as(4, "low").verdict, Verdict::Queue);  // waits for shared capacity
+  const Admission high = login_as(5, "high");
+  EXPECT_EQ(high.verdict, Verdict::RefuseReserved);
+  EXPECT_EQ(high.displaced, kNoSession);
+  EXPECT_EQ(phase(4), SessionPhase::Waiting);
+}
+
+TEST_F(LedgerTest, WithoutAWaitingRoomAWaiterStartsWhenItsBudgetHasRoomEvenIfSuperusersOvercommit) {
+  policy_.capacity = 4;
+  configure({queueing("q", "q", 1)});
+  login_as(0, "q");
+  EXPECT_EQ(login_as(1, "q").verdict, Verdict::Queue);
+  for (int s = 2; s < 6; ++s) login_as(s, "x", true);  // superusers beyond the capacity
+  EXPECT_EQ(release(0), Woken{1});
+}
+
+TEST_F(LedgerTest, ALoginWithNoQueueToWaitInStillDisplacesALowerPriorityWaiter) {
+  policy_.capacity = 3;
+  configure({with(queueing("low", "low", 1), 0, 1), with(queueing("high", "high", 5, 0), 0, 9)});
+  login_as(0, "low");
+  login_as(1, "low");  // waits
+  login_as(2, "high");
+  const Admission a = login_as(3, "high");
+  EXPECT_EQ(a.verdict, Verdict::Admit);
+  EXPECT_EQ(a.displaced, 1);
+}
+
+TEST_F(LedgerTest, ARaisedReservationStartsItsOwnWaitersBeforeDisplacingAnyone) {
+  policy_.capacity = 6;
+  configure({budget("o", "o", 5), with(queueing("x", "x", 1), 0, 1), with(queueing("v", "v", 1), 0, 0)});
+  login_as(0, "x");
+  login_as(1, "x");  // waits
+  login_as(2, "v");
+  login_as(3, "v");  // waits
+  login_as(4, "o");
+  login_as(5, "o");
+  configure({with(budget("o", "o", 5), 3), with(queueing("x", "x", 1), 0, 1), with(queueing("v", "v", 3), 3, 0)});
+  EXPECT_EQ(phase(3), SessionPhase::Active);  // below its raised reservation: it starts
+}
+
+TEST_F(LedgerTest, RandomOperationsWithChangingCapacityAndMonitorModeKeepEveryInvariant) {
+  for (unsigned seed = 1; seed <= 10; ++seed) {
+    std::mt19937 random(seed);
+    policy_.default_limits.max_connections = 3;
+    policy_.default_limits.on_full = OnFull::Queue;
+    policy_.capacity = 12;
+    policy_.waiting_room = 3;
+    BudgetDefinition monitored = with(queueing("m", "m", 1, 3), 0, 7);
+    monitored.limits.mode = Mode::Monitor;
+    const std::vector<std::vector<BudgetDefinition>> configurations = {
+        {with(queueing("a", "a", 2, 3), 2, 1), budget("b", "b", 1)},
+        {with(queueing("c", "c", 3, 4), 3, 9), with(queueing("a", "a", 2, 4), 0, 2),
+         with(queueing("b", "b", 5, 0), 1, 4), monitored},
+        {monitored, with(queueing("a", "a", 6, 6), 4, 1)},
+        {},
+    };
+    const char* apps[] = {"a", "b", "c", "m", "x"};
+    for (int step = 0; step < 10000; ++step) {
+      const int session = static_cast<int>(random() % kSessions);
+      switch (random() % 12) {
+        case 0:
+          configure(configurations[random() % configurations.size()]);
+          break;
+        case 1:
+          leave(session, random() % 2 ? Departure::TimedOut : Departure::Abandoned);
+          break;
+        case 2: case 3: case 4:
+          release(session);
+          break;
+        case 5:
+          policy_.enforcement_enabled = random() % 4 != 0;
+          policy_.default_limits.max_connections = static_cast<int>(random() % 4);
+          break;
+        case 6:
+          policy_.capacity = 4 + static_cast<int>(random() % 10);
+          policy_.waiting_room = static_cast<int>(random() % 5);
+          break;
+        case 7:
+          if (phase(session) == SessionPhase::Free) login_as(session, "x", true);
+          break;
+        default:
+          if (phase(session) == SessionPhase::Free) login_as(session, apps[random() % 5]);
+      }
+      if (HasFatalFailure()) FAIL() << "seed " << seed << " at step " << step;
+    }
+  }
 }
