@@ -76,9 +76,11 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     allocated = count;
   }
 
-  // Sessions nobody has reserved and nobody uses: what any budget can still grow into.
+  // What any budget can still grow into: sessions nobody uses or has reserved, as far as
+  // the server has backends for them (waiting logins hold backends too).
   const std::int32_t server_free = std::max(
-      0, server.capacity - server.waiting_room - server.sessions - server.unused_reserved_sessions);
+      0, std::min(server.capacity - server.waiting_room - server.sessions - server.unused_reserved_sessions,
+                  server.capacity - server.occupied - server.unused_reserved));
   for (std::size_t i = 0; i < count; ++i) {
     const BudgetState& budget = budgets[i];
     const bool is_exempt = i == count - 1;
