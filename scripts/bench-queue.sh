@@ -6,21 +6,9 @@
 # figures; asserts nothing. Needs the extension installed; run as a non-root user.
 set -euo pipefail
 runs=${RUNS:-3}
-PATH="$(pg_config --bindir):$PATH"
-dir=$(mktemp -d /tmp/pg_connbudget-bench-queue.XXXXXX)
-export PGHOST="$dir" PGPORT=5436 PGDATABASE=postgres PGUSER=postgres
-cleanup() { pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-initdb -D "$dir/data" -A trust -U postgres >/dev/null
-cat >> "$dir/data/postgresql.conf" <<CONF
-shared_preload_libraries = 'pg_connbudget'
-max_connections = 60
-listen_addresses = ''
-unix_socket_directories = '$dir'
-port = $PGPORT
-CONF
-pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+source "$(dirname "$0")/throwaway-server.sh"
+throwaway_server bench-queue 5436 "max_connections = 60"
+dir=$server_dir
 psql -X -q <<'SQL'
 CREATE EXTENSION pg_connbudget;
 CREATE ROLE app LOGIN;

@@ -14,21 +14,9 @@ if [ "$(id -u)" = 0 ]; then
   exec runuser -u postgres -- bash "$(pwd)/scripts/demo.sh"
 fi
 
-PATH="$(pg_config --bindir):$PATH"
-dir=$(mktemp -d /tmp/pg_connbudget-demo.XXXXXX)
-export PGHOST="$dir" PGPORT=5433 PGDATABASE=postgres
-cleanup() { pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-initdb -D "$dir/data" -A trust -U postgres >/dev/null
-cat >> "$dir/data/postgresql.conf" <<CONF
-shared_preload_libraries = 'pg_connbudget'
-max_connections = 60
-listen_addresses = ''
-unix_socket_directories = '$dir'
-port = $PGPORT
-CONF
-pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+source "$(dirname "$0")/throwaway-server.sh"
+throwaway_server demo 5433 "max_connections = 60"
+dir=$server_dir
 q() { psql -U postgres -X -q "$@"; }
 
 echo "== A server with max_connections = 60 (57 for ordinary logins; queued logins hold one each while"
