@@ -361,10 +361,10 @@ Departed Ledger::leave_queue(std::int32_t session, Departure why, std::int64_t n
   return {Departed::Outcome::Left, budget};
 }
 
-std::int32_t Ledger::queue_position(std::int32_t session) const noexcept {
-  if (sessions_[session].phase != SessionPhase::Waiting) return 0;
+std::int32_t queue_position(std::span<const SessionState> sessions, std::int32_t session) noexcept {
+  if (sessions[session].phase != SessionPhase::Waiting) return 0;
   std::int32_t position = 1;
-  for (std::int32_t s = sessions_[session].prev; s != kNoSession; s = sessions_[s].prev) ++position;
+  for (std::int32_t s = sessions[session].prev; s != kNoSession; s = sessions[s].prev) ++position;
   return position;
 }
 

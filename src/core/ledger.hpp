@@ -163,6 +163,10 @@ struct ReconfigureResult {
   std::string_view duplicate;         // with DuplicateName: the name (a view into the input)
 };
 
+// A waiting session's place in its budget's queue (1 = next), or 0 if it is not waiting;
+// `sessions` may be the ledger's or a copy of them.
+std::int32_t queue_position(std::span<const SessionState> sessions, std::int32_t session) noexcept;
+
 class Ledger {
  public:
   static std::size_t bytes_needed(std::int32_t max_budgets, std::int32_t max_sessions) noexcept;
@@ -221,8 +225,6 @@ class Ledger {
   // The limits a budget is held to (for default: those the last login's settings gave).
   const BudgetLimits& limits_of(std::int32_t budget) const noexcept;
 
-  // A waiting session's place in its budget's queue (1 = next), or 0 if it is not waiting.
-  std::int32_t queue_position(std::int32_t session) const noexcept;
 
   const LedgerHeader& header() const noexcept { return *header_; }
   std::span<const BudgetState> budgets() const noexcept { return budgets_; }

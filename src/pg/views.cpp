@@ -143,13 +143,7 @@ Datum connbudget_sessions(PG_FUNCTION_ARGS) {
     s.client_addr.family == AddressFamily::None ? row.null() : row.value(inet_datum(s.client_addr));
     row.timestamp(s.since_us);
     row.number((waiting ? now - s.since_us : s.waited_us) / 1000.0);
-    if (waiting) {
-      int position = 1;
-      for (std::int32_t p = s.prev; p != kNoSession; p = sessions[p].prev) ++position;
-      row.integer(position);
-    } else {
-      row.null();
-    }
+    waiting ? row.integer(queue_position({sessions, slots}, static_cast<std::int32_t>(i))) : row.null();
     row.emit(fcinfo);
   }
   return static_cast<Datum>(0);

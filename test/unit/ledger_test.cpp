@@ -354,12 +354,12 @@ TEST_F(LedgerTest, ReleaseHandsTheSlotToTheOldestWaiter) {
   configure({queueing("w", "worker", 1)});
   login_as(0, "worker");
   for (int s = 1; s <= 3; ++s) login_as(s, "worker");
-  EXPECT_EQ(ledger_.queue_position(1), 1);
-  EXPECT_EQ(ledger_.queue_position(3), 3);
+  EXPECT_EQ(queue_position(ledger_.sessions(), 1), 1);
+  EXPECT_EQ(queue_position(ledger_.sessions(), 3), 3);
   EXPECT_EQ(release(0), Woken{1});  // one release wakes exactly the oldest waiter
   EXPECT_EQ(phase(1), SessionPhase::Active);
   EXPECT_EQ(active("w"), 1);
-  EXPECT_EQ(ledger_.queue_position(2), 1);
+  EXPECT_EQ(queue_position(ledger_.sessions(), 2), 1);
   EXPECT_EQ(release(1), Woken{2});
   EXPECT_EQ(release(2), Woken{3});
   EXPECT_EQ(release(3), Woken{});
@@ -417,7 +417,7 @@ TEST_F(LedgerTest, RaisedLimitAdmitsWaitersAtOnceInOrder) {
   configure({queueing("w", "worker", 3)});
   EXPECT_EQ(woken_, (Woken{1, 2}));
   EXPECT_EQ(phase(3), SessionPhase::Waiting);
-  EXPECT_EQ(ledger_.queue_position(3), 1);
+  EXPECT_EQ(queue_position(ledger_.sessions(), 3), 1);
   configure({queueing("w", "worker", 1)});  // lowering never ends sessions
   EXPECT_EQ(active("w"), 3);
 }
@@ -490,9 +490,9 @@ TEST_F(LedgerTest, WaitersOfADeletedBudgetMoveToDefault) {
   // default admits 2 and has 2 already active: nobody is granted, the waiters keep their
   // arrival order in default's queue.
   EXPECT_EQ(woken_, Woken{});
-  EXPECT_EQ(ledger_.queue_position(1), 1);
-  EXPECT_EQ(ledger_.queue_position(3), 2);
-  EXPECT_EQ(ledger_.queue_position(4), 3);
+  EXPECT_EQ(queue_position(ledger_.sessions(), 1), 1);
+  EXPECT_EQ(queue_position(ledger_.sessions(), 3), 2);
+  EXPECT_EQ(queue_position(ledger_.sessions(), 4), 3);
   EXPECT_EQ(release(0), Woken{1});
   EXPECT_EQ(release(2), Woken{3});
   EXPECT_EQ(phase(4), SessionPhase::Waiting);
