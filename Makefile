@@ -33,7 +33,7 @@ include $(PGXS)
 # The core's unit tests are built without PostgreSQL's include paths: that the core
 # compiles here is the proof that it stays pure C++.
 UNIT_SRCS = $(sort $(wildcard test/unit/*.cpp))
-test/unit/run_unit_tests: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.hpp)
+test/unit/run_unit_tests: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.hpp test/unit/*.hpp)
 	$(CXX) $(CXXSTD) -O1 -g -Wall -Wextra -Werror -Isrc -o $@ $(CORE_SRCS) $(UNIT_SRCS) -lgtest -lgtest_main -pthread
 
 .PHONY: unittest

@@ -10,6 +10,12 @@ bool has_room(const BudgetLimits& limits, std::int32_t active) noexcept {
 }
 
 Verdict decide(const BudgetLimits& limits, const Pressure& pressure, const Policy& policy) noexcept {
+  if (pressure.paused) {
+    if (!policy.enforcement_enabled) return Verdict::AdmitOverLimit;
+    if (limits.on_full == OnFull::Reject) return Verdict::RefusePaused;
+    if (pressure.waiting >= policy.max_queue_of(limits)) return Verdict::RefuseQueueFull;
+    return pressure.backend_room ? Verdict::Queue : Verdict::RefuseReserved;
+  }
   const bool enforced = policy.enforcement_enabled && limits.mode == Mode::Enforce;
   const bool own_room = pressure.waiting == 0 && has_room(limits, pressure.active);
   if (own_room && pressure.session_room && pressure.backend_room) return Verdict::Admit;

@@ -2,7 +2,8 @@
 // budget holds and how many logins wait for it, and whether the server has room for one
 // more session, or at least one more waiting login, without touching other budgets'
 // unused reservations: admit it, admit it although enforcement would not (monitor mode or
-// connbudget.enabled = off), queue it, or refuse it. Pure; the ledger applies the verdict.
+// connbudget.enabled = off), queue it, or refuse it. A paused budget admits nobody new.
+// Pure; the ledger applies the verdict.
 #pragma once
 
 #include <cstdint>
@@ -18,12 +19,13 @@ enum class Verdict : std::uint8_t {
   Refuse,           // the budget is full and refuses
   RefuseQueueFull,  // the budget is full and so is its queue
   RefuseReserved,   // what the server has left is reserved for other budgets
+  RefusePaused,     // an administrator paused the budget, and it refuses rather than queues
 };
 
 // True for the verdicts that turn the login away.
 constexpr bool refuses(Verdict verdict) noexcept {
   return verdict == Verdict::Refuse || verdict == Verdict::RefuseQueueFull ||
-         verdict == Verdict::RefuseReserved;
+         verdict == Verdict::RefuseReserved || verdict == Verdict::RefusePaused;
 }
 
 // What the settings say for everything a budget row leaves to them.
@@ -58,6 +60,9 @@ struct Pressure {
   // True if one more backend of this budget (a session or a waiting login) fits the
   // capacity beside every other budget's unused reservation.
   bool backend_room = true;
+  // True if an administrator paused the budget (connbudget.pause()): it takes no new
+  // session whatever its room, in monitor mode too; only connbudget.enabled = off admits.
+  bool paused = false;
 };
 
 // True if a budget with these limits has a free slot while holding `active` sessions.

@@ -30,14 +30,22 @@ std::uint32_t name_hash(std::string_view name) noexcept {  // FNV-1a
   return h;
 }
 
-void record_peak(BudgetState& budget) noexcept {
-  budget.counters.peak = std::max(budget.counters.peak, budget.active);
+void record_peak(BudgetState& budget, std::int64_t now_us) noexcept {
+  if (budget.active <= budget.counters.peak) return;
+  budget.counters.peak = budget.active;
+  budget.counters.peak_at_us = now_us;
 }
 
 // Marks reconfigure() puts on budget slots.
 enum SlotMark : std::int32_t { kUntouched = 0, kKept = 1, kNew = 2 };
 
 }  // namespace
+
+std::size_t wait_bucket(std::int64_t waited_us) noexcept {
+  std::size_t bucket = 0;
+  while (bucket < kWaitBucketBoundsUs.size() && waited_us > kWaitBucketBoundsUs[bucket]) ++bucket;
+  return bucket;
+}
 
 std::size_t Ledger::bytes_needed(std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
   return aligned(sizeof(LedgerHeader)) + aligned(budget_slots(max_budgets) * sizeof(BudgetState)) +
@@ -125,7 +133,7 @@ bool Ledger::backend_room(std::int32_t budget) const noexcept {
 Admission Ledger::evaluate(std::int32_t budget, const Policy& policy) const noexcept {
   const BudgetState& state = budgets_[budget];
   const BudgetLimits& limits = limits_of(budget);
-  const Pressure pressure{state.active, state.waiting, session_room(budget), backend_room(budget)};
+  const Pressure pressure{state.active, state.waiting, session_room(budget), backend_room(budget), state.paused};
   Admission a;
   a.verdict = decide(limits, pressure, policy);
   a.budget = budget;
@@ -137,6 +145,7 @@ Admission Ledger::evaluate(std::int32_t budget, const Policy& policy) const noex
   a.capacity = header_->capacity;
   a.free = header_->capacity - header_->occupied;
   a.reserved_for_others = header_->unused_reserved - unused_reservation(budget);
+  a.paused = state.paused;
   Policy enforcing = policy;
   enforcing.enforcement_enabled = true;
   BudgetLimits enforced_limits = limits;
@@ -167,17 +176,30 @@ std::int32_t Ledger::victim_for(std::int32_t budget, const Policy& policy) const
   // unused reservation) and no session: never displace for a login that would still not
   // be let in.
   const BudgetState& state = budgets_[budget];
-  const Pressure with_a_backend{state.active, state.waiting, session_room(budget), true};
+  const Pressure with_a_backend{state.active, state.waiting, session_room(budget), true, state.paused};
   if (refuses(decide(limits_of(budget), with_a_backend, policy))) return kNoSession;
   if (header_->capacity - header_->occupied < header_->unused_reserved) return kNoSession;
   return youngest_waiter_below(limits_of(budget).priority);
 }
 
-void Ledger::displace(std::int32_t waiter, std::int32_t by) noexcept {
+LogLimiter::Decision Ledger::count_refusal(std::int32_t budget, Verdict verdict, std::int64_t now_us) noexcept {
+  BudgetCounters& c = budgets_[budget].counters;
+  switch (verdict) {
+    case Verdict::Refuse: ++c.rejected_full; break;
+    case Verdict::RefuseQueueFull: ++c.rejected_queue_full; break;
+    case Verdict::RefusePaused: ++c.rejected_paused; break;
+    default: ++c.rejected_reserved; break;
+  }
+  c.last_refusal_us = now_us;
+  return budgets_[budget].log.note(now_us);
+}
+
+void Ledger::displace(std::int32_t waiter, std::int32_t by, std::int64_t now_us) noexcept {
   unlink(waiter);
-  ++budgets_[sessions_[waiter].budget].counters.rejected;
-  sessions_[waiter].phase = SessionPhase::Displaced;
-  sessions_[waiter].displaced_by = by;
+  SessionState& slot = sessions_[waiter];
+  slot.displaced_log = count_refusal(slot.budget, Verdict::RefuseReserved, now_us);
+  slot.phase = SessionPhase::Displaced;
+  slot.displaced_by = by;
 }
 
 Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
@@ -197,15 +219,19 @@ Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAt
   if (admission.verdict == Verdict::RefuseReserved) {
     const std::int32_t victim = victim_for(budget, policy);
     if (victim != kNoSession) {
-      displace(victim, budget);
+      displace(victim, budget, now_us);
       wakeups.add(victim);
       admission = evaluate(budget, policy);
       admission.displaced = victim;
     }
   }
   if (refuses(admission.verdict)) {
-    ++state.counters.rejected;
+    admission.log = count_refusal(budget, admission.verdict, now_us);
     return admission;
+  }
+  if (admission.verdict == Verdict::AdmitOverLimit && limits_of(budget).mode == Mode::Monitor) {
+    ++(admission.enforced == Verdict::Queue ? state.counters.would_queue : state.counters.would_reject);
+    admission.log = state.log.note(now_us);
   }
 
   SessionState& slot = sessions_[session];
@@ -226,7 +252,7 @@ Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAt
   slot.phase = SessionPhase::Active;
   occupy(budget, 1, 0);
   ++state.counters.admitted;
-  record_peak(state);
+  record_peak(state, now_us);
   return admission;
 }
 
@@ -285,6 +311,7 @@ bool Ledger::enforced(std::int32_t budget) const noexcept {
 bool Ledger::head_may_start(std::int32_t budget) const noexcept {
   const BudgetState& state = budgets_[budget];
   if (state.queue_head == kNoSession) return false;
+  if (state.paused && header_->enforcement_enabled) return false;
   if (!enforced(budget)) return true;
   // Without a waiting room nobody waits for shared capacity: a waiter already holds its
   // backend, and its budget's room is all it needs.
@@ -322,7 +349,8 @@ void Ledger::grant_waiters(std::int64_t now_us, Wakeups& wakeups) noexcept {
     ++state.counters.waits;
     state.counters.wait_total_us += slot.waited_us;
     state.counters.wait_max_us = std::max(state.counters.wait_max_us, slot.waited_us);
-    record_peak(state);
+    ++state.counters.wait_histogram[wait_bucket(slot.waited_us)];
+    record_peak(state, now_us);
     wakeups.add(waiter);
   }
 }
@@ -351,14 +379,21 @@ Departed Ledger::leave_queue(std::int32_t session, Departure why, std::int64_t n
   if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size()) return {};
   SessionState& slot = sessions_[session];
   const std::int32_t budget = slot.budget;
-  if (slot.phase == SessionPhase::Active) return {Departed::Outcome::Granted, budget};
-  if (slot.phase != SessionPhase::Waiting) return {Departed::Outcome::Displaced, budget};
+  if (slot.phase == SessionPhase::Active) return {Departed::Outcome::Granted, budget, {}};
+  if (slot.phase != SessionPhase::Waiting) return {Departed::Outcome::Displaced, budget, {}};
   unlink(session);
   BudgetCounters& counters = budgets_[budget].counters;
-  ++(why == Departure::TimedOut ? counters.timed_out : counters.abandoned);
+  switch (why) {
+    case Departure::TimedOut:
+      ++counters.timed_out;
+      counters.last_refusal_us = now_us;
+      break;
+    case Departure::Abandoned: ++counters.abandoned; break;
+    case Departure::Terminated: ++counters.terminated; break;
+  }
   slot = SessionState();
   grant_waiters(now_us, wakeups);
-  return {Departed::Outcome::Left, budget};
+  return {Departed::Outcome::Left, budget, budgets_[budget].log.note(now_us)};
 }
 
 std::int32_t queue_position(std::span<const SessionState> sessions, std::int32_t session) noexcept {
@@ -409,7 +444,7 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
     table[pos] = static_cast<std::int32_t>(i);
   }
   for (std::size_t slot = kFirstConfiguredBudget; slot < budgets_.size(); ++slot) {
-    if (!budgets_[slot].configured) continue;
+    if (!budgets_[slot].configured && !budgets_[slot].restored) continue;
     const std::string_view name = budgets_[slot].definition.name.view();
     for (std::size_t pos = name_hash(name) & mask; table[pos] != kNoBudget; pos = (pos + 1) & mask) {
       if (definitions[table[pos]].name.view() == name) {
@@ -435,7 +470,7 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   for (std::size_t slot = 0; slot < budgets_.size(); ++slot) expected[slot] = budgets_[slot].active;
   for (std::size_t slot = kFirstConfiguredBudget; slot < budgets_.size(); ++slot) {
     if (mark[slot] == kUntouched) {
-      budgets_[slot].configured = false;
+      budgets_[slot].configured = budgets_[slot].restored = false;
       budgets_[slot].reserved = 0;
     }
     if (mark[slot] != kNew) continue;
@@ -446,6 +481,8 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   bool uses_role_groups = false;
   for (std::size_t i = 0; i < count; ++i) {
     budgets_[slot_of[i]].definition = definitions[i];
+    budgets_[slot_of[i]].configured = true;
+    budgets_[slot_of[i]].restored = false;
     match_order_[i] = slot_of[i];
     uses_role_groups = uses_role_groups || definitions[i].rule.role_is_group;
   }
@@ -501,7 +538,7 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   for (std::size_t slot = 0; slot < budgets_.size(); ++slot) {
     if (mark[slot] == kNew) continue;
     if (budgets_[slot].active != expected[slot]) ++result.corrected;
-    record_peak(budgets_[slot]);
+    record_peak(budgets_[slot], now_us);
   }
 
   header_->configured_count = static_cast<std::int32_t>(count);
@@ -516,7 +553,7 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   while (header_->occupied + header_->unused_reserved > header_->capacity) {
     const std::int32_t victim = youngest_waiter_below(std::numeric_limits<std::int32_t>::max());
     if (victim == kNoSession) break;
-    displace(victim, kNoBudget);
+    displace(victim, kNoBudget, now_us);
     wakeups.add(victim);
     ++result.displaced;
   }
@@ -534,10 +571,42 @@ bool Ledger::reset_stats(std::optional<std::string_view> budget, std::int64_t no
     BudgetState& state = budgets_[slot];
     if (!state.configured || (budget && static_cast<std::int32_t>(slot) != only)) continue;
     state.counters = BudgetCounters();
-    state.counters.peak = state.active;
     state.counters.stats_reset_us = now_us;
+    record_peak(state, now_us);
   }
   return true;
+}
+
+void Ledger::set_paused(std::int32_t budget, bool paused, std::int64_t now_us, Wakeups& wakeups) noexcept {
+  budgets_[budget].paused = paused;
+  grant_waiters(now_us, wakeups);
+}
+
+bool Ledger::restore(std::string_view name, const BudgetCounters& counters) noexcept {
+  std::int32_t slot = find(name);
+  if (slot == kNoBudget) {
+    for (std::size_t s = kFirstConfiguredBudget; s < budgets_.size() && slot == kNoBudget; ++s)
+      if (!budgets_[s].configured && !budgets_[s].restored) slot = static_cast<std::int32_t>(s);
+    if (slot == kNoBudget || !budgets_[slot].definition.name.assign(name)) return false;
+    budgets_[slot].restored = true;
+  }
+  budgets_[slot].counters = counters;
+  return true;
+}
+
+std::size_t Ledger::take_suppressed(std::int64_t now_us, std::span<SuppressedLines> out,
+                                    std::int64_t* next_due_us) noexcept {
+  std::size_t taken = 0;
+  for (BudgetState& budget : budgets_) {
+    if (taken == out.size()) break;
+    std::int64_t due_us = 0;
+    const std::int64_t count = budget.log.take_due(now_us, &due_us);
+    if (count > 0)
+      out[taken++] = {budget.definition.name, count};
+    else if (budget.log.suppressed() > 0)
+      *next_due_us = std::min(*next_due_us, due_us);
+  }
+  return taken;
 }
 
 std::int32_t Ledger::find(std::string_view name) const noexcept {

@@ -22,9 +22,10 @@
 // it in that state, and its queue holds exactly its waiting slots, oldest first; the
 // header's `occupied` and `unused_reserved` are the sums over all budgets. Slots are the
 // truth: reconfigure() recounts and rebuilds everything from them. Nobody waits while
-// their budget could take one more session.
+// their budget could take one more session, unless it is paused.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -35,6 +36,7 @@
 #include "core/budget.hpp"
 #include "core/client_address.hpp"
 #include "core/fixed_string.hpp"
+#include "core/log_limiter.hpp"
 #include "core/login_attributes.hpp"
 
 namespace connbudget {
@@ -45,17 +47,42 @@ inline constexpr std::int32_t kExemptBudget = 1;   // superusers, never limited
 inline constexpr std::int32_t kFirstConfiguredBudget = 2;
 inline constexpr std::int32_t kNoSession = -1;
 
+// Waits (of logins admitted after waiting) by length: up to 1 ms, 10 ms, 100 ms, 1 s,
+// 10 s, and longer.
+inline constexpr std::array<std::int64_t, 5> kWaitBucketBoundsUs = {1'000, 10'000, 100'000, 1'000'000,
+                                                                    10'000'000};
+inline constexpr std::size_t kWaitBuckets = kWaitBucketBoundsUs.size() + 1;
+
+// The bucket of a wait of waited_us.
+std::size_t wait_bucket(std::int64_t waited_us) noexcept;
+
+// What happened to a budget's logins since stats_reset_us. Plain data: it is saved to disk
+// at a clean shutdown and loaded at start, so a change of layout needs a new file format.
 struct BudgetCounters {
   std::int64_t admitted = 0;
-  std::int64_t rejected = 0;
+  std::int64_t rejected_full = 0;        // the budget was full and refuses
+  std::int64_t rejected_queue_full = 0;  // full, and so was its queue
+  std::int64_t rejected_reserved = 0;    // the rest was reserved for others (waiters displaced too)
+  std::int64_t rejected_paused = 0;      // the budget was paused and refuses
   std::int64_t queued = 0;
   std::int64_t timed_out = 0;
-  std::int64_t abandoned = 0;
+  std::int64_t abandoned = 0;   // left the queue: client gone
+  std::int64_t terminated = 0;  // left the queue: backend terminated
+  std::int64_t would_reject = 0;  // admitted by monitor mode, enforcement would have refused
+  std::int64_t would_queue = 0;   // admitted by monitor mode, enforcement would have queued
   std::int64_t waits = 0;  // admitted after waiting; the denominator of the mean wait
   std::int64_t wait_total_us = 0;
   std::int64_t wait_max_us = 0;
+  std::array<std::int64_t, kWaitBuckets> wait_histogram{};
   std::int32_t peak = 0;
+  std::int64_t peak_at_us = 0;
+  std::int64_t last_refusal_us = 0;  // 0: none (refusals at login, timeouts, displacements)
   std::int64_t stats_reset_us = 0;
+
+  // Logins turned away at once (timeouts are counted apart).
+  std::int64_t rejected() const noexcept {
+    return rejected_full + rejected_queue_full + rejected_reserved + rejected_paused;
+  }
 };
 
 struct BudgetState {
@@ -68,7 +95,10 @@ struct BudgetState {
   std::int32_t queue_tail = kNoSession;  // newest waiter
   std::int32_t next_waiting = kNoBudget;  // the list of budgets with waiters (header)
   std::int32_t prev_waiting = kNoBudget;
+  bool paused = false;    // connbudget.pause(): no new sessions until resumed
+  bool restored = false;  // not configured: counters loaded from disk, kept for its name
   BudgetCounters counters;
+  LogLimiter log;  // the server log lines about its refusals
 };
 
 // Displaced: was waiting, gave its place to a higher-priority login; counted nowhere, its
@@ -86,6 +116,7 @@ struct SessionState {
   std::int32_t next = kNoSession;  // waiting: the next (younger) waiter of the budget
   std::int32_t prev = kNoSession;
   std::int32_t displaced_by = kNoBudget;  // displaced: the budget it gave its place to, if any
+  LogLimiter::Decision displaced_log;    // displaced: whether to log the refusal
   FixedString<kNameMax> application_name;  // truncated like pg_stat_activity's
   FixedString<kNameMax> role_name;
   FixedString<kNameMax> database_name;
@@ -121,10 +152,11 @@ struct Admission {
   std::int32_t reserved_for_others = 0;  // and how much of that other budgets had reserved
   std::int32_t displaced = kNoSession;   // a lower-priority waiter that gave its place
   Verdict enforced = Verdict::Admit;     // what enforcement would do (differs in monitor mode)
+  bool paused = false;                   // the budget is paused
+  LogLimiter::Decision log;  // refused, or admitted over its limit in monitor mode: log it?
 };
 
-// Why a waiting login leaves the queue without its slot (terminated ones count as
-// abandoned).
+// Why a waiting login leaves the queue without its slot.
 enum class Departure : std::uint8_t { TimedOut, Abandoned, Terminated };
 
 struct Departed {
@@ -135,6 +167,13 @@ struct Departed {
   };
   Outcome outcome = Outcome::Left;
   std::int32_t budget = kNoBudget;  // the budget it waited for at the end (reloads move waiters)
+  LogLimiter::Decision log;         // with Left: whether to log it
+};
+
+// A summary of log lines held back for a budget (LogLimiter).
+struct SuppressedLines {
+  FixedString<kNameMax> budget;
+  std::int64_t count = 0;
 };
 
 // The sessions an operation granted a slot to; the caller wakes them after unlocking.
@@ -219,6 +258,21 @@ class Ledger {
   // Zeroes the cumulative counters of one budget (by name) or of all; false if unknown.
   bool reset_stats(std::optional<std::string_view> budget, std::int64_t now_us) noexcept;
 
+  // Pauses (no new sessions: its logins queue or are refused) or resumes a budget;
+  // resuming grants the waiters that now fit. Existing sessions are never touched.
+  void set_paused(std::int32_t budget, bool paused, std::int64_t now_us, Wakeups& wakeups) noexcept;
+
+  // Gives counters saved at the last clean shutdown to the budget called name: to default
+  // or exempt at once, else kept (restored) until a configuration names that budget.
+  // False if there is no slot left.
+  bool restore(std::string_view name, const BudgetCounters& counters) noexcept;
+
+  // Budgets whose held-back log lines are due for a summary: up to out.size() of them are
+  // written to out and taken (counted as logged); returns how many. *next_due_us gets
+  // when the next summary will be due (unchanged if none pending).
+  std::size_t take_suppressed(std::int64_t now_us, std::span<SuppressedLines> out,
+                              std::int64_t* next_due_us) noexcept;
+
   // Index of the budget called name (configured or implicit), or kNoBudget.
   std::int32_t find(std::string_view name) const noexcept;
 
@@ -252,7 +306,9 @@ class Ledger {
   // The youngest waiter of the lowest-priority budget whose priority is below `priority`.
   std::int32_t youngest_waiter_below(std::int32_t priority) const noexcept;
   // Takes a waiter out of its queue: it gave its place (to `by`, or to reservations).
-  void displace(std::int32_t waiter, std::int32_t by) noexcept;
+  void displace(std::int32_t waiter, std::int32_t by, std::int64_t now_us) noexcept;
+  // Counts a login turned away for `verdict` (or a displaced waiter); the log decision.
+  LogLimiter::Decision count_refusal(std::int32_t budget, Verdict verdict, std::int64_t now_us) noexcept;
   // Applies the policy's settings to the ledger.
   void adopt(const Policy& policy) noexcept;
   // True if `budget` is enforced (neither in monitor mode nor with enforcement off).
