@@ -33,16 +33,28 @@ CREATE TRIGGER check_budget_row BEFORE INSERT OR UPDATE ON connbudget.budgets
 CREATE TRIGGER budgets_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON connbudget.budgets
     FOR EACH STATEMENT EXECUTE FUNCTION connbudget.budgets_changed();
 
--- One row per configured budget (in match order), then "default" and "exempt".
+-- One row per configured budget (in match order), then "default" and "exempt". Counters
+-- are cumulative since stats_reset and survive a clean restart.
 CREATE FUNCTION connbudget.status(
     OUT budget text, OUT max_connections integer, OUT reserved integer, OUT on_full text,
     OUT mode text, OUT active integer, OUT waiting integer, OUT peak integer,
     OUT admitted bigint, OUT rejected bigint, OUT queued bigint, OUT timed_out bigint,
     OUT abandoned bigint, OUT avg_wait_ms double precision, OUT max_wait_ms double precision,
     OUT stats_reset timestamptz, OUT reserved_in_use integer, OUT reserved_cut integer,
-    OUT server_free integer, OUT priority integer)
+    OUT server_free integer, OUT priority integer,
+    OUT rejected_full bigint, OUT rejected_queue_full bigint, OUT rejected_reserved bigint,
+    OUT rejected_paused bigint, OUT terminated bigint, OUT would_reject bigint,
+    OUT would_queue bigint, OUT waits bigint, OUT wait_total_ms double precision,
+    OUT peak_at timestamptz, OUT last_refusal_at timestamptz, OUT paused boolean)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_status' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.status AS SELECT * FROM connbudget.status();
+
+-- Per budget, how many logins admitted after waiting waited up to le_ms (each bucket's own
+-- count; the last bucket is 'Infinity').
+CREATE FUNCTION connbudget.wait_histogram(
+    OUT budget text, OUT le_ms double precision, OUT waits bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_wait_histogram' LANGUAGE C STRICT VOLATILE;
+CREATE VIEW connbudget.wait_histogram AS SELECT * FROM connbudget.wait_histogram();
 
 -- One row per counted session ('active') or queued login ('waiting').
 CREATE FUNCTION connbudget.sessions(
@@ -86,12 +98,19 @@ CREATE FUNCTION connbudget.reload() RETURNS bigint
 CREATE FUNCTION connbudget.reset_stats(budget text DEFAULT NULL) RETURNS void
     AS 'MODULE_PATHNAME', 'connbudget_reset_stats' LANGUAGE C VOLATILE;
 
+-- Incidents: new logins of a paused budget wait (or are refused, if it rejects) until it
+-- is resumed; its sessions are not touched. Both return whether the budget was paused before.
+CREATE FUNCTION connbudget.pause(budget text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'connbudget_pause' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION connbudget.resume(budget text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'connbudget_resume' LANGUAGE C STRICT VOLATILE;
+
 -- Privileges: monitoring for pg_monitor, changes for superusers (or whom they grant).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA connbudget FROM PUBLIC;
 GRANT USAGE ON SCHEMA connbudget TO pg_monitor;
-GRANT SELECT ON connbudget.budgets, connbudget.status, connbudget.sessions,
+GRANT SELECT ON connbudget.budgets, connbudget.status, connbudget.wait_histogram, connbudget.sessions,
                 connbudget.worker, connbudget.latency TO pg_monitor;
-GRANT EXECUTE ON FUNCTION connbudget.status(), connbudget.sessions(), connbudget.worker(),
+GRANT EXECUTE ON FUNCTION connbudget.status(), connbudget.wait_histogram(), connbudget.sessions(), connbudget.worker(),
                           connbudget.latency(), connbudget.match(text, text, text, inet),
                           connbudget.explain(text, text, text, inet)
     TO pg_monitor;

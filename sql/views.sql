@@ -1,4 +1,4 @@
--- connbudget.status, sessions, worker and latency, and reset_stats().
+-- connbudget.status, wait_histogram, sessions, worker and latency, and reset_stats().
 INSERT INTO connbudget.budgets (name, application_name, max_connections, reserved, on_full, mode)
 VALUES ('api', 'backend', 10, 4, 'reject', 'enforce'),
        ('workers', '%worker', 20, 0, 'queue', 'monitor');
@@ -8,6 +8,17 @@ SELECT connbudget.reload() > 0 AS live;
 SELECT budget, max_connections, reserved, on_full, mode, active, waiting, queued, timed_out,
        abandoned, avg_wait_ms, max_wait_ms, stats_reset IS NOT NULL AS has_reset_time
   FROM connbudget.status;
+
+-- The counters beyond the spec's: refusals by reason, monitor mode's would-be verdicts,
+-- waits, and when things last happened.
+SELECT budget, rejected_full, rejected_queue_full, rejected_reserved, rejected_paused, terminated,
+       would_reject, would_queue, waits, wait_total_ms, peak_at IS NULL AS never_peaked,
+       last_refusal_at, paused
+  FROM connbudget.status;
+
+-- Waits by length, one row per budget and bucket (le_ms), each bucket's own count.
+SELECT le_ms, sum(waits) AS waits FROM connbudget.wait_histogram GROUP BY le_ms ORDER BY le_ms;
+SELECT count(*) AS rows, count(DISTINCT budget) AS budgets FROM connbudget.wait_histogram;
 
 -- This superuser session is counted under exempt.
 SELECT budget, state, role_name = current_user AS me, database_name, client_addr, waited_ms,

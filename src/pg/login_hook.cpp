@@ -7,6 +7,10 @@
 // way out of the process (logout, later FATAL, termination) gives the slot back. A queued
 // login waits on its own latch, outside the lock; the session that frees a slot hands it
 // over under the lock and sets the waiter's latch.
+//
+// The server log gets at most one line per budget per second about its refusals (the
+// client always gets its message); the ledger's LogLimiter decides under the lock, and an
+// emit_log_hook keeps a held-back line out of the server log. The worker summarises them.
 extern "C" {
 #include "postgres.h"
 
@@ -40,7 +44,40 @@ constexpr long kAuthenticationTimeoutMarginMs = 250;
 using Clock = std::chrono::steady_clock;
 
 ClientAuthentication_hook_type previous_hook = nullptr;
+emit_log_hook_type previous_emit_log_hook = nullptr;
 int booked_session = -1;  // the session slot this backend booked (active or waiting), or -1
+bool hide_next_report = false;  // keep the next message out of the server log (rate limit)
+
+void on_emit_log(ErrorData* edata) {
+  if (hide_next_report) {
+    edata->output_to_server = false;
+    hide_next_report = false;
+  }
+  if (previous_emit_log_hook) previous_emit_log_hook(edata);
+}
+
+// Call right before the ereport that `decision` is about. The first line held back asks
+// the worker to summarise them once the second is over.
+void limit_server_log(const LogLimiter::Decision& decision) {
+  hide_next_report = !decision.log;
+  if (decision.first_suppressed) wake_worker();
+}
+
+// Who a login is, for the server log (the client knows who it is).
+char* login_description(const LoginAttributes& login) {
+  return psprintf("application_name \"%.*s\", role \"%.*s\", database \"%.*s\", client %s",
+                  static_cast<int>(login.application_name.size()), login.application_name.data(),
+                  static_cast<int>(login.role_name.size()), login.role_name.data(),
+                  static_cast<int>(login.database_name.size()), login.database_name.data(),
+                  MyProcPort && MyProcPort->remote_host ? MyProcPort->remote_host : "unknown");
+}
+
+// How many lines about the budget the limiter held back before this one, for the log.
+const char* held_back(const LogLimiter::Decision& decision) {
+  if (decision.suppressed_before == 0) return "";
+  return psprintf(" %lld similar messages about this budget were not logged since the last one.",
+                  static_cast<long long>(decision.suppressed_before));
+}
 
 int my_session_slot() {
 #if PG_VERSION_NUM >= 170000
@@ -111,14 +148,17 @@ long wait_limit_ms(const Admission& queued, bool* capped) {
 
 // The phase of this waiting session's slot: still Waiting, Active once the slot has been
 // handed over (the handoff latency is recorded then), or Displaced (with the budget that
-// took its place copied to *displaced_by; empty if it gave way to reservations).
-SessionPhase waiting_phase(SharedState& state, int session, FixedString<kNameMax>* displaced_by) {
+// took its place copied to *displaced_by; empty if it gave way to reservations, and
+// whether to log that in *log).
+SessionPhase waiting_phase(SharedState& state, int session, FixedString<kNameMax>* displaced_by,
+                           LogLimiter::Decision* log) {
   LWLockAcquire(state.lock, LW_SHARED);
   const SessionState& slot = ledger().sessions()[session];
   const SessionPhase phase = slot.phase;
   const TimestampTz granted_at = slot.granted_us;
   if (phase == SessionPhase::Displaced && slot.displaced_by != kNoBudget)
     *displaced_by = ledger().budgets()[slot.displaced_by].definition.name;
+  if (phase == SessionPhase::Displaced) *log = slot.displaced_log;
   LWLockRelease(state.lock);
   if (phase == SessionPhase::Active) {
     const long long waited_us = GetCurrentTimestamp() - granted_at;
@@ -127,8 +167,11 @@ SessionPhase waiting_phase(SharedState& state, int session, FixedString<kNameMax
   return phase;
 }
 
-[[noreturn]] void report_displaced(const Outcome& queued, long waited_ms,
-                                   const FixedString<kNameMax>& displaced_by) {
+[[noreturn]] void report_displaced(const Outcome& queued, const LoginAttributes& login, long waited_ms,
+                                   const FixedString<kNameMax>& displaced_by, const LogLimiter::Decision& log) {
+  const char* who = login_description(login);
+  const char* more = held_back(log);
+  limit_server_log(log);
   ereport(FATAL,
           (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
            errmsg("remaining connections are reserved for other connection budgets"),
@@ -139,6 +182,8 @@ SessionPhase waiting_phase(SharedState& state, int session, FixedString<kNameMax
                : errdetail("This login waited %ld ms in the queue of connection budget \"%s\" and gave its "
                            "place to a login of budget \"%s\", which has a higher priority.",
                            waited_ms, queued.budget.c_str(), displaced_by.c_str()),
+           errdetail_log("Displaced after %ld ms in the queue of connection budget \"%s\": %s.%s", waited_ms,
+                         queued.budget.c_str(), who, more),
            errhint("Retry later, or raise the priority of this budget in connbudget.budgets.")));
   pg_unreachable();
 }
@@ -159,6 +204,8 @@ Departed::Outcome leave_queue(SharedState& state, int session, Departure why, Ou
     queued->admission.active = budget.active;
     queued->admission.waiting = budget.waiting;
     queued->admission.limit = ledger().limits_of(departed.budget).max_connections;
+    queued->admission.paused = budget.paused;
+    queued->admission.log = departed.log;
   }
   LWLockRelease(state.lock);
   wake_sessions(wakeups);
@@ -168,7 +215,7 @@ Departed::Outcome leave_queue(SharedState& state, int session, Departure why, Ou
 // Waits in the budget's queue until the slot is handed over (returns), or the timeout
 // passes, the client goes away or the backend is terminated (FATAL). Postmaster death
 // ends the process; the release callback then takes the login out of the queue.
-void wait_for_slot(SharedState& state, Outcome& queued) {
+void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& login) {
   const int session = my_session_slot();
   // InitPostgres took a snapshot before authentication; do not hold back VACUUM's horizon
   // while we wait (the next catalog access takes a fresh one).
@@ -186,10 +233,12 @@ void wait_for_slot(SharedState& state, Outcome& queued) {
   std::optional<Departure> departure;
   for (;;) {
     FixedString<kNameMax> displaced_by;
-    const SessionPhase phase = waiting_phase(state, session, &displaced_by);
+    LogLimiter::Decision displaced_log;
+    const SessionPhase phase = waiting_phase(state, session, &displaced_by, &displaced_log);
     if (phase == SessionPhase::Active) break;
     if (phase == SessionPhase::Displaced)
-      report_displaced(queued, TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()), displaced_by);
+      report_displaced(queued, login, TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()), displaced_by,
+                       displaced_log);
     const TimestampTz now = GetCurrentTimestamp();
     if (departure || now >= deadline) {
       if (!departure) departure = Departure::TimedOut;
@@ -199,30 +248,43 @@ void wait_for_slot(SharedState& state, Outcome& queued) {
       FreeWaitEventSet(events);
       const long waited_ms = TimestampDifferenceMilliseconds(started, GetCurrentTimestamp());
       const Admission& a = queued.admission;
+      const char* who = login_description(login);
+      const char* more = held_back(a.log);
+      limit_server_log(a.log);
       if (*departure == Departure::Terminated)
         ereport(FATAL, (errcode(ERRCODE_ADMIN_SHUTDOWN),
                         errmsg("terminating a login that waited for a slot in connection budget \"%s\"",
                                queued.budget.c_str()),
-                        errdetail("waited %ld ms; %d of %d connections in use.", waited_ms, a.active, a.limit)));
+                        errdetail("waited %ld ms; %d of %d connections in use.", waited_ms, a.active, a.limit),
+                        errdetail_log("waited %ld ms; %d of %d connections in use; %s.%s", waited_ms, a.active,
+                                      a.limit, who, more)));
       if (*departure == Departure::Abandoned)
         ereport(FATAL, (errcode(ERRCODE_CONNECTION_FAILURE),
                         errmsg("client closed the connection while waiting for a slot in connection budget \"%s\"",
                                queued.budget.c_str()),
-                        errdetail("waited %ld ms; %d of %d connections in use.", waited_ms, a.active, a.limit)));
+                        errdetail_log("waited %ld ms; %d of %d connections in use; %s.%s", waited_ms, a.active,
+                                      a.limit, who, more)));
       const bool budget_had_room = a.limit == BudgetLimits::kUnlimited || a.active < a.limit;
       ereport(FATAL,
               (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
                errmsg("timed out waiting for a slot in connection budget \"%s\"", queued.budget.c_str()),
-               a.limit == BudgetLimits::kUnlimited
+               a.paused
+                   ? errdetail("waited %ld ms; the budget is paused (%d of %d connections in use).", waited_ms,
+                               a.active, a.limit)
+               : a.limit == BudgetLimits::kUnlimited
                    ? errdetail("waited %ld ms; the budget holds %d connections, and no shared capacity was "
                                "free for its priority.", waited_ms, a.active)
                : budget_had_room
                    ? errdetail("waited %ld ms; %d of %d connections in use, and no shared capacity was free "
                                "for this budget's priority.", waited_ms, a.active, a.limit)
                    : errdetail("waited %ld ms; %d of %d connections in use.", waited_ms, a.active, a.limit),
-               capped ? errhint("The wait is limited by authentication_timeout (%d s); queue_timeout asks for %d ms.",
-                                AuthenticationTimeout, a.queue_timeout_ms)
-                      : errhint("Raise queue_timeout or max_connections of this budget in connbudget.budgets.")));
+               errdetail_log("waited %ld ms; %d of %d connections in use%s; %s.%s", waited_ms, a.active, a.limit,
+                             a.paused ? ", budget paused" : "", who, more),
+               a.paused ? errhint("An administrator paused this budget; connbudget.resume('%s') lets logins in.",
+                                  queued.budget.c_str())
+               : capped ? errhint("The wait is limited by authentication_timeout (%d s); queue_timeout asks for %d ms.",
+                                  AuthenticationTimeout, a.queue_timeout_ms)
+                        : errhint("Raise queue_timeout or max_connections of this budget in connbudget.budgets.")));
     }
     WaitEvent event;
     if (WaitEventSetWait(events, TimestampDifferenceMilliseconds(now, deadline), &event, 1,
@@ -275,23 +337,38 @@ const char* enforced_reason(Verdict enforced) {
     case Verdict::Queue: return "the budget is full";
     case Verdict::RefuseQueueFull: return "the budget is full and so is its queue";
     case Verdict::RefuseReserved: return "remaining connections are reserved for other budgets";
+    case Verdict::RefusePaused: return "the budget is paused";
     default: return "the budget is full";
   }
 }
 
 void report(const Outcome& outcome, const LoginAttributes& login) {
   const Admission& a = outcome.admission;
+  const bool monitored = a.verdict == Verdict::AdmitOverLimit && outcome.mode == Mode::Monitor;
+  if (!refuses(a.verdict) && !monitored) return;
+  const char* budget = outcome.budget.c_str();
+  const char* who = login_description(login);
+  const char* more = held_back(a.log);
+  limit_server_log(a.log);
   if (a.verdict == Verdict::Refuse)
     ereport(FATAL,
             (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
-             errmsg("connection budget \"%s\" is full", outcome.budget.c_str()),
+             errmsg("connection budget \"%s\" is full", budget),
              errdetail("%d of %d connections in use (application_name \"%.*s\", role \"%.*s\", "
                        "database \"%.*s\").",
                        a.active, a.limit, static_cast<int>(login.application_name.size()),
                        login.application_name.data(), static_cast<int>(login.role_name.size()),
                        login.role_name.data(), static_cast<int>(login.database_name.size()),
                        login.database_name.data()),
+             errdetail_log("%d of %d connections in use; %s.%s", a.active, a.limit, who, more),
              errhint("%s", refusal_hint(outcome))));
+  if (a.verdict == Verdict::RefusePaused)
+    ereport(FATAL,
+            (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+             errmsg("connection budget \"%s\" is paused", budget),
+             errdetail("An administrator paused new logins of this budget; its %d sessions continue.", a.active),
+             errdetail_log("Paused budget, %d sessions; %s.%s", a.active, who, more),
+             errhint("Retry later. connbudget.resume('%s') lets logins in again.", budget)));
   if (a.verdict == Verdict::RefuseReserved)
     ereport(FATAL,
             (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
@@ -299,27 +376,32 @@ void report(const Outcome& outcome, const LoginAttributes& login) {
              a.limit == BudgetLimits::kUnlimited
                  ? errdetail("Connection budget \"%s\" holds %d connections, %d logins wait for it; %d of the "
                              "server's %d connections are free and %d of them are reserved for other budgets.",
-                             outcome.budget.c_str(), a.active, a.waiting, std::max(0, a.free), a.capacity,
-                             a.reserved_for_others)
+                             budget, a.active, a.waiting, std::max(0, a.free), a.capacity, a.reserved_for_others)
                  : errdetail("Connection budget \"%s\" holds %d of its %d connections (%d reserved), %d logins "
                              "wait for it; %d of the server's %d connections are free and %d of them are "
                              "reserved for other budgets.",
-                             outcome.budget.c_str(), a.active, a.limit, a.reserved, a.waiting, std::max(0, a.free),
-                             a.capacity, a.reserved_for_others),
+                             budget, a.active, a.limit, a.reserved, a.waiting, std::max(0, a.free), a.capacity,
+                             a.reserved_for_others),
+             errdetail_log("Connection budget \"%s\" holds %d connections (%d reserved), %d waiting; %d of the "
+                           "server's %d connections free, %d reserved for other budgets; %s.%s",
+                           budget, a.active, a.reserved, a.waiting, std::max(0, a.free), a.capacity,
+                           a.reserved_for_others, who, more),
              errhint("Retry later. The reservations are the column reserved of connbudget.budgets; "
                      "SELECT * FROM connbudget.explain(...) shows the numbers for a login.")));
   if (a.verdict == Verdict::RefuseQueueFull)
     ereport(FATAL, (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
-                    errmsg("connection budget \"%s\" is full and its queue is full", outcome.budget.c_str()),
+                    errmsg("connection budget \"%s\" is full and its queue is full", budget),
                     errdetail("%d of %d connections in use, %d logins waiting.", a.active, a.limit, a.waiting),
+                    errdetail_log("%d of %d connections in use, %d logins waiting; %s.%s", a.active, a.limit,
+                                  a.waiting, who, more),
                     errhint("%s", refusal_hint(outcome))));
-  if (a.verdict == Verdict::AdmitOverLimit && outcome.mode == Mode::Monitor)
-    ereport(LOG, (errmsg("connection budget \"%s\" would have %s this login (monitor mode)",
-                         outcome.budget.c_str(), a.enforced == Verdict::Queue ? "queued" : "refused"),
-                  errdetail("%s: %d of %d connections in use, %d logins waiting; %d of the server's %d "
-                            "connections free, %d of them reserved for other budgets.",
-                            enforced_reason(a.enforced), a.active, a.limit, a.waiting, std::max(0, a.free),
-                            a.capacity, a.reserved_for_others)));
+  ereport(LOG, (errmsg("connection budget \"%s\" would have %s this login (monitor mode)", budget,
+                       a.enforced == Verdict::Queue ? "queued" : "refused"),
+                errdetail("%s: %d of %d connections in use, %d logins waiting; %d of the server's %d "
+                          "connections free, %d of them reserved for other budgets; %s.%s",
+                          enforced_reason(a.enforced), a.active, a.limit, a.waiting, std::max(0, a.free),
+                          a.capacity, a.reserved_for_others, who, more)));
+  hide_next_report = false;
 }
 
 void on_client_authentication(Port* port, int status) {
@@ -341,7 +423,7 @@ void on_client_authentication(Port* port, int status) {
   if (outcome.admission.displaced != kNoSession && !refuses(outcome.admission.verdict))
     wait_for_displaced_exit();
   if (outcome.admission.verdict == Verdict::Queue)
-    wait_for_slot(*state, outcome);
+    wait_for_slot(*state, outcome, login.attributes);
   else
     report(outcome, login.attributes);
 }
@@ -351,6 +433,8 @@ void on_client_authentication(Port* port, int status) {
 void install_login_hook() {
   previous_hook = ClientAuthentication_hook;
   ClientAuthentication_hook = on_client_authentication;
+  previous_emit_log_hook = emit_log_hook;
+  emit_log_hook = on_emit_log;
 }
 
 }  // namespace connbudget::pg

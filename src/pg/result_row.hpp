@@ -27,6 +27,7 @@ class ResultRow {
   void integer(std::int32_t v) { value(Int32GetDatum(v)); }
   void bigint(std::int64_t v) { value(Int64GetDatum(v)); }
   void number(double v) { value(Float8GetDatum(v)); }
+  void boolean(bool v) { value(BoolGetDatum(v)); }
   void timestamp(TimestampTz t) { t ? value(TimestampTzGetDatum(t)) : null(); }  // 0: never
   void emit(FunctionCallInfo fcinfo) {
     Assert(next_ == Columns);

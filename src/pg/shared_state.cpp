@@ -15,6 +15,7 @@ extern "C" {
 #include <new>
 #include <optional>
 
+#include "pg/saved_counters.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
 
@@ -54,6 +55,7 @@ void attach_memory() {
   }
   if (!found_ledger) ledger_view->initialize(GetCurrentTimestamp());
   LWLockRelease(AddinShmemInitLock);
+  if (!IsUnderPostmaster) restore_saved_counters();
 }
 
 }  // namespace

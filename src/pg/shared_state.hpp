@@ -1,7 +1,9 @@
 // The extension's shared memory: the ledger (core/ledger.hpp) and, beside it, what the
 // server side needs: the one LWLock, the worker's identity and load status, the wake-up
-// counters, and the latency histograms (admission cost, queue handoff). Sized at postmaster start; rebuilt empty after
-// a crash restart (no backend survives one, so empty books are the true books).
+// counters, and the latency histograms (admission cost, queue handoff). Sized at postmaster
+// start; rebuilt empty after a crash restart (no backend survives one, so empty books are
+// the true books). Only the budgets' cumulative counters outlive a clean restart
+// (saved_counters.cpp).
 #pragma once
 
 extern "C" {

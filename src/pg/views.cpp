@@ -1,5 +1,5 @@
-// Set-returning functions behind the views connbudget.status, connbudget.sessions,
-// connbudget.worker and connbudget.latency. Each copies what it needs under a shared
+// Set-returning functions behind the views connbudget.status, connbudget.wait_histogram,
+// connbudget.sessions, connbudget.worker and connbudget.latency. Each copies what it needs under a shared
 // lock, releases it, and only then builds tuples (a tuplestore may spill to disk).
 extern "C" {
 #include "postgres.h"
@@ -9,14 +9,17 @@ extern "C" {
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/inet.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(connbudget_status);
+PG_FUNCTION_INFO_V1(connbudget_wait_histogram);
 PG_FUNCTION_INFO_V1(connbudget_sessions);
 PG_FUNCTION_INFO_V1(connbudget_worker);
 PG_FUNCTION_INFO_V1(connbudget_latency);
 PGDLLEXPORT Datum connbudget_status(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum connbudget_wait_histogram(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_sessions(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_worker(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_latency(PG_FUNCTION_ARGS);
@@ -44,6 +47,36 @@ Datum inet_datum(const ClientAddress& address) {
   return InetPGetDatum(value);
 }
 
+// The budgets in match order, then default and exempt, and the server's totals.
+struct BudgetsCopy {
+  BudgetState* budgets = nullptr;
+  std::size_t count = 0;
+  LedgerHeader server;
+};
+
+BudgetsCopy copy_budgets(SharedState& state) {
+  // Memory is allocated outside the lock (if the configuration grew meanwhile, allocate
+  // again).
+  BudgetsCopy copy;
+  std::size_t allocated = 0;
+  for (;;) {
+    LWLockAcquire(state.lock, LW_SHARED);
+    const std::span<const std::int32_t> order = ledger().match_order();
+    copy.count = order.size() + 2;
+    if (copy.count <= allocated) {
+      copy.server = ledger().header();
+      for (std::size_t i = 0; i < order.size(); ++i) copy.budgets[i] = ledger().budgets()[order[i]];
+      copy.budgets[order.size()] = ledger().budgets()[kDefaultBudget];
+      copy.budgets[order.size() + 1] = ledger().budgets()[kExemptBudget];
+      LWLockRelease(state.lock);
+      return copy;
+    }
+    LWLockRelease(state.lock);
+    copy.budgets = static_cast<BudgetState*>(palloc(sizeof(BudgetState) * copy.count));
+    allocated = copy.count;
+  }
+}
+
 }  // namespace
 }  // namespace connbudget::pg
 
@@ -53,28 +86,10 @@ using namespace connbudget::pg;
 Datum connbudget_status(PG_FUNCTION_ARGS) {
   SharedState& state = require_shared_state();
   InitMaterializedSRF(fcinfo, 0);
-
-  // Budgets in match order, then default and exempt; memory is allocated outside the lock
-  // (if the configuration grew meanwhile, allocate again).
-  BudgetState* budgets = nullptr;
-  std::size_t count = 0, allocated = 0;
-  LedgerHeader server;
-  for (;;) {
-    LWLockAcquire(state.lock, LW_SHARED);
-    const std::span<const std::int32_t> order = ledger().match_order();
-    count = order.size() + 2;
-    if (count <= allocated) {
-      server = ledger().header();
-      for (std::size_t i = 0; i < order.size(); ++i) budgets[i] = ledger().budgets()[order[i]];
-      budgets[order.size()] = ledger().budgets()[kDefaultBudget];
-      budgets[order.size() + 1] = ledger().budgets()[kExemptBudget];
-      LWLockRelease(state.lock);
-      break;
-    }
-    LWLockRelease(state.lock);
-    budgets = static_cast<BudgetState*>(palloc(sizeof(BudgetState) * count));
-    allocated = count;
-  }
+  const BudgetsCopy copy = copy_budgets(state);
+  const BudgetState* budgets = copy.budgets;
+  const std::size_t count = copy.count;
+  const LedgerHeader& server = copy.server;
 
   // What any budget can still grow into: sessions nobody uses or has reserved, as far as
   // the server has backends for them (waiting logins hold backends too).
@@ -86,7 +101,7 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     const bool is_exempt = i == count - 1;
     const BudgetLimits& limits = budget.definition.limits;
     const BudgetCounters& c = budget.counters;
-    ResultRow<20> row;
+    ResultRow<32> row;
     row.text(budget.definition.name.view());
     limits.max_connections == BudgetLimits::kUnlimited ? row.null() : row.integer(limits.max_connections);
     row.integer(limits.reserved);
@@ -96,7 +111,7 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     row.integer(budget.waiting);
     row.integer(c.peak);
     row.bigint(c.admitted);
-    row.bigint(c.rejected);
+    row.bigint(c.rejected());
     row.bigint(c.queued);
     row.bigint(c.timed_out);
     row.bigint(c.abandoned);
@@ -107,7 +122,34 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     row.integer(limits.reserved - budget.reserved);
     row.integer(server_free);
     is_exempt ? row.null() : row.integer(limits.priority);
+    for (const std::int64_t n : {c.rejected_full, c.rejected_queue_full, c.rejected_reserved, c.rejected_paused,
+                                 c.terminated, c.would_reject, c.would_queue, c.waits})
+      row.bigint(n);
+    row.number(c.wait_total_us / 1000.0);
+    row.timestamp(c.peak_at_us);
+    row.timestamp(c.last_refusal_us);
+    row.boolean(budget.paused);
     row.emit(fcinfo);
+  }
+  return static_cast<Datum>(0);
+}
+
+// Per budget, how many logins admitted after waiting waited up to each bound (le_ms; the
+// last is infinity): the bucket's own count, not a running total.
+Datum connbudget_wait_histogram(PG_FUNCTION_ARGS) {
+  SharedState& state = require_shared_state();
+  InitMaterializedSRF(fcinfo, 0);
+  const BudgetsCopy copy = copy_budgets(state);
+  for (std::size_t i = 0; i < copy.count; ++i) {
+    const BudgetState& budget = copy.budgets[i];
+    for (std::size_t bucket = 0; bucket < kWaitBuckets; ++bucket) {
+      ResultRow<3> row;
+      row.text(budget.definition.name.view());
+      row.number(bucket < kWaitBucketBoundsUs.size() ? kWaitBucketBoundsUs[bucket] / 1000.0
+                                                     : get_float8_infinity());
+      row.bigint(budget.counters.wait_histogram[bucket]);
+      row.emit(fcinfo);
+    }
   }
   return static_cast<Datum>(0);
 }

@@ -1,6 +1,7 @@
 // The background worker process: connects to connbudget.database and loads the budgets
 // at start, after each commit that changed them, on SIGHUP, on connbudget.reload(), and
-// periodically (which also picks up changes replayed on a hot standby). It never holds our
+// periodically (which also picks up changes replayed on a hot standby). It also writes the
+// summaries of refusal log lines the login path held back. It never holds our
 // lock while doing I/O, and logins never wait for it. The postmaster restarts it one second
 // after it exits; failed connection attempts back off so that a missing database is not
 // logged in a tight loop.
@@ -20,6 +21,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 
 #include "pg/budget_loader.hpp"
@@ -83,6 +85,25 @@ bool last_load_failed(SharedState& state) {
   return failed;
 }
 
+// Logs a summary for each budget whose log lines the login path held back (LogLimiter)
+// once their second is over; returns when the next summary will be due (DT_NOEND: none).
+TimestampTz summarise_held_back_lines(SharedState& state) {
+  std::array<SuppressedLines, 16> lines;
+  TimestampTz next_due = DT_NOEND;
+  for (;;) {
+    const TimestampTz now = GetCurrentTimestamp();
+    LWLockAcquire(state.lock, LW_EXCLUSIVE);
+    const std::size_t taken = ledger().take_suppressed(now, lines, &next_due);
+    LWLockRelease(state.lock);
+    for (std::size_t i = 0; i < taken; ++i)
+      ereport(LOG, (errmsg("connection budget \"%s\": %lld more messages about its logins were not logged",
+                           lines[i].budget.c_str(), static_cast<long long>(lines[i].count)),
+                    errdetail("The server log gets at most one such message per budget per second; "
+                              "connbudget.status counts every refusal.")));
+    if (taken < lines.size()) return next_due;
+  }
+}
+
 [[noreturn]] void run(SharedState& state) {
   uint64 changes_seen = 0, reloads_seen = 0;
   TimestampTz next_check = 0;  // load at once
@@ -107,7 +128,8 @@ bool last_load_failed(SharedState& state) {
       const bool poll_fast = RecoveryInProgress() || last_load_failed(state);
       next_check = TimestampTzPlusMilliseconds(now, poll_fast ? kStandbyRecheckMs : kRecheckMs);
     }
-    const long timeout = std::max<long>(1, TimestampDifferenceMilliseconds(now, next_check));
+    const TimestampTz next_summary = summarise_held_back_lines(state);
+    const long timeout = std::max<long>(1, TimestampDifferenceMilliseconds(now, std::min(next_check, next_summary)));
     WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
   }
