@@ -131,8 +131,8 @@ bool in_transaction(std::int32_t slot) {
 enum class Recheck { End, Gone, Busy, Enough };
 
 // Right before signalling a candidate: is it still needed, still the budget's session,
-// and (if it was chosen as idle) still outside a transaction?
-Recheck recheck(SharedState& state, const Target& target, const Member& candidate, bool chosen_idle,
+// and (if it must be idle) still outside a transaction?
+Recheck recheck(SharedState& state, const Target& target, const Member& candidate, bool must_be_idle,
                 std::span<const Member> ended) {
   LWLockAcquire(state.lock, LW_SHARED);
   Recheck verdict = Recheck::End;
@@ -140,7 +140,7 @@ Recheck recheck(SharedState& state, const Target& target, const Member& candidat
     verdict = Recheck::Enough;
   else if (!still_active(candidate) || ledger().sessions()[candidate.slot].budget != target.index)
     verdict = Recheck::Gone;
-  else if (chosen_idle && in_transaction(candidate.slot))
+  else if (must_be_idle && in_transaction(candidate.slot))
     verdict = Recheck::Busy;
   LWLockRelease(state.lock);
   return verdict;
@@ -239,6 +239,12 @@ Datum connbudget_terminate_excess(PG_FUNCTION_ARGS) {
   const Target target = read_target(state, name);
   if (report_nothing_to_end(target)) return static_cast<Datum>(0);
 
+  // Outlives SPI_finish, so allocated before SPI_connect.
+  auto* ended = static_cast<Member*>(palloc(sizeof(Member) * std::max<std::size_t>(target.members.size(), 1)));
+  std::size_t ended_count = 0;
+  auto* seen = static_cast<bool*>(palloc0(sizeof(bool) * ledger().sessions().size()));  // by slot
+  Shortfall why;
+
   // A fresh read: within a transaction that already read pg_stat_activity, it would
   // otherwise show that earlier state.
   pgstat_clear_backend_activity_snapshot();
@@ -247,11 +253,6 @@ Datum connbudget_terminate_excess(PG_FUNCTION_ARGS) {
   Datum values[2] = {int4_array(target.members, &Member::pid), int4_array(target.members, &Member::slot)};
   if (SPI_execute_with_args(kCandidatesQuery, 2, types, values, nullptr, true, 0) != SPI_OK_SELECT)
     elog(ERROR, "could not read pg_stat_activity");
-
-  auto* ended = static_cast<Member*>(palloc(sizeof(Member) * std::max<std::size_t>(target.members.size(), 1)));
-  std::size_t ended_count = 0;
-  auto* seen = static_cast<bool*>(palloc0(sizeof(bool) * ledger().sessions().size()));
-  Shortfall why;
   for (uint64 row = 0; row < SPI_processed; ++row) {
     HeapTuple tuple = SPI_tuptable->vals[row];
     TupleDesc desc = SPI_tuptable->tupdesc;
