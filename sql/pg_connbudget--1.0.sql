@@ -98,7 +98,15 @@ CREATE FUNCTION connbudget.reload() RETURNS bigint
 CREATE FUNCTION connbudget.reset_stats(budget text DEFAULT NULL) RETURNS void
     AS 'MODULE_PATHNAME', 'connbudget_reset_stats' LANGUAGE C VOLATILE;
 
--- Incidents: new logins of a paused budget wait (or are refused, if it rejects) until it
+-- Incidents: ends the sessions a budget holds beyond its max_connections, longest idle
+-- first, never one inside a transaction unless asked; one row per session ended.
+CREATE FUNCTION connbudget.terminate_excess(budget text, include_in_transaction boolean DEFAULT false,
+    OUT pid integer, OUT state text, OUT state_change timestamptz, OUT application_name text,
+    OUT role_name text, OUT database_name text, OUT client_addr inet, OUT backend_start timestamptz)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_terminate_excess' LANGUAGE C STRICT VOLATILE
+    ROWS 10 SET search_path = pg_catalog, pg_temp;
+
+-- New logins of a paused budget wait (or are refused, if it rejects) until it
 -- is resumed; its sessions are not touched. Both return whether the budget was paused before.
 CREATE FUNCTION connbudget.pause(budget text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'connbudget_pause' LANGUAGE C STRICT VOLATILE;

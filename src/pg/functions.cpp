@@ -1,5 +1,5 @@
-// SQL functions connbudget.match(), connbudget.explain(), connbudget.reload(),
-// connbudget.reset_stats(), connbudget.pause() and connbudget.resume().
+// SQL functions connbudget.match(), connbudget.explain(), connbudget.reload() and
+// connbudget.reset_stats().
 extern "C" {
 #include "postgres.h"
 
@@ -15,14 +15,10 @@ PG_FUNCTION_INFO_V1(connbudget_match);
 PG_FUNCTION_INFO_V1(connbudget_explain);
 PG_FUNCTION_INFO_V1(connbudget_reload);
 PG_FUNCTION_INFO_V1(connbudget_reset_stats);
-PG_FUNCTION_INFO_V1(connbudget_pause);
-PG_FUNCTION_INFO_V1(connbudget_resume);
 PGDLLEXPORT Datum connbudget_match(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_explain(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_reload(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_reset_stats(PG_FUNCTION_ARGS);
-PGDLLEXPORT Datum connbudget_pause(PG_FUNCTION_ARGS);
-PGDLLEXPORT Datum connbudget_resume(PG_FUNCTION_ARGS);
 }
 
 #include "pg/budgets_triggers.hpp"
@@ -40,12 +36,6 @@ constexpr long kReloadTimeoutMs = 30000;
 
 const char* text_arg(FunctionCallInfo fcinfo, int n) {
   return PG_ARGISNULL(n) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
-[[noreturn]] void report_unknown_budget(const char* name) {
-  ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("connection budget \"%s\" does not exist", name),
-                  errhint("See SELECT budget FROM connbudget.status.")));
-  pg_unreachable();
 }
 
 // What a login described by the arguments (application_name, role_name, database_name,
@@ -196,40 +186,3 @@ Datum connbudget_reset_stats(PG_FUNCTION_ARGS) {
   PG_RETURN_VOID();
 }
 
-namespace {
-
-// Pauses or resumes the budget named by the first argument; returns whether it was paused.
-Datum set_paused(FunctionCallInfo fcinfo, bool paused) {
-  SharedState& state = require_shared_state();
-  const char* name = text_arg(fcinfo, 0);
-  const TimestampTz now = GetCurrentTimestamp();
-  Wakeups wakeups(wakeup_buffer());
-  LWLockAcquire(state.lock, LW_EXCLUSIVE);
-  const std::int32_t budget = ledger().find(name);
-  const bool changeable = budget != kNoBudget && budget != kExemptBudget;
-  const bool was_paused = changeable && ledger().budgets()[budget].paused;
-  const OnFull on_full = changeable ? ledger().limits_of(budget).on_full : OnFull::Reject;
-  const std::int32_t active = changeable ? ledger().budgets()[budget].active : 0;
-  if (changeable) ledger().set_paused(budget, paused, now, wakeups);
-  LWLockRelease(state.lock);
-  wake_sessions(wakeups);
-
-  if (budget == kNoBudget) report_unknown_budget(name);
-  if (budget == kExemptBudget)
-    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                    errmsg("connection budget \"exempt\" cannot be paused"),
-                    errdetail("Superusers are never limited while connbudget.exempt_superusers is on.")));
-  if (paused && !was_paused)
-    ereport(NOTICE, (errmsg("connection budget \"%s\" is paused: new logins %s; its %d sessions continue",
-                            name, on_full == OnFull::Queue ? "wait in its queue" : "are refused", active),
-                     errhint("SELECT connbudget.resume('%s') lets them in again.", name)));
-  PG_RETURN_BOOL(was_paused);
-}
-
-}  // namespace
-
-// pause(budget): new logins of the budget wait (or are refused) until resume(budget).
-Datum connbudget_pause(PG_FUNCTION_ARGS) { return set_paused(fcinfo, true); }
-
-// resume(budget): lets the logins of a paused budget in again, waiters first.
-Datum connbudget_resume(PG_FUNCTION_ARGS) { return set_paused(fcinfo, false); }

@@ -79,6 +79,12 @@ SharedState& require_shared_state() {
   return *state;
 }
 
+void report_unknown_budget(const char* name) {
+  ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("connection budget \"%s\" does not exist", name),
+                  errhint("See SELECT budget FROM connbudget.status.")));
+  pg_unreachable();
+}
+
 int connection_capacity() {
 #if PG_VERSION_NUM >= 160000
   return MaxConnections - SuperuserReservedConnections - ReservedConnections;

@@ -62,6 +62,9 @@ Ledger& ledger();
 // Errors out (with a hint) unless the library was loaded by shared_preload_libraries.
 SharedState& require_shared_state();
 
+// Raises the error for a budget name the ledger does not know (with a hint).
+[[noreturn]] void report_unknown_budget(const char* name);
+
 // Slots the server can give to ordinary logins: max_connections minus those kept for
 // superusers (and, on PostgreSQL 16+, for pg_use_reserved_connections).
 int connection_capacity();

@@ -13,8 +13,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 use Exporter 'import';
-our @EXPORT = qw(start_node login start_login answered finish_login logout status_of wait_for_active
-  wait_for_waiting reload_budgets);
+our @EXPORT = qw(start_node login start_login answered finish_login logout query ended_by_server status_of
+  wait_for_active wait_for_waiting reload_budgets);
 
 # A started cluster with the extension created in "postgres" (connbudget.database).
 sub start_node
@@ -77,31 +77,38 @@ sub finish_login
 {
 	my ($pending) = @_;
 	my ($socket, $select) = @{$pending}{qw(socket select)};
+	my $pid;
 	while (1)
 	{
 		my ($type, $payload) = _read_message($socket, $select);
 		return { ok => 0, sqlstate => 'EOF', message => 'connection closed' } unless defined $type;
 		if ($type eq 'E')
 		{
-			my %fields;
-			for my $field (split /\0/, $payload)
-			{
-				$fields{ substr($field, 0, 1) } = substr($field, 1) if length $field;
-			}
 			close $socket;
-			return {
-				ok => 0,
-				sqlstate => $fields{C},
-				severity => $fields{V},
-				message => $fields{M},
-				detail => $fields{D} // '',
-				hint => $fields{H} // '',
-			};
+			return { ok => 0, _error_fields($payload) };
 		}
 		die "server asked for authentication type " . unpack('N', $payload)
 		  if $type eq 'R' && unpack('N', $payload) != 0;
-		return { ok => 1, socket => $socket } if $type eq 'Z';
+		$pid = unpack('N', $payload) if $type eq 'K';    # BackendKeyData: pid, cancel key
+		return { ok => 1, socket => $socket, pid => $pid } if $type eq 'Z';
 	}
+}
+
+# The fields of an ErrorResponse that the tests look at.
+sub _error_fields
+{
+	my ($payload) = @_;
+	my %fields;
+	for my $field (split /\0/, $payload)
+	{
+		$fields{ substr($field, 0, 1) } = substr($field, 1) if length $field;
+	}
+	return (
+		sqlstate => $fields{C},
+		severity => $fields{V},
+		message => $fields{M},
+		detail => $fields{D} // '',
+		hint => $fields{H} // '');
 }
 
 sub _read_exactly
@@ -135,6 +142,47 @@ sub logout
 	my $socket = $session->{socket};
 	print $socket 'X' . pack('N', 4);
 	close $socket;
+}
+
+# Runs one query (simple protocol) in a session from login and reads up to ReadyForQuery.
+# Returns {ok => 1, rows => [[column, ...], ...]} (values as text, undef for NULL), or
+# the error fields as login does, with ok => 0.
+sub query
+{
+	my ($session, $sql) = @_;
+	my $socket = $session->{socket};
+	my $select = IO::Select->new($socket);
+	local $SIG{PIPE} = 'IGNORE';
+	print $socket 'Q' . pack('N', length($sql) + 5) . $sql . "\0";
+	my (@rows, %error);
+	while (1)
+	{
+		my ($type, $payload) = _read_message($socket, $select);
+		return { ok => 0, sqlstate => 'EOF', message => 'connection closed', %error } unless defined $type;
+		%error = _error_fields($payload) if $type eq 'E';
+		if ($type eq 'D')
+		{
+			my ($count, $at, @values) = (unpack('n', $payload), 2);
+			for (1 .. $count)
+			{
+				my $length = unpack('l>', substr($payload, $at, 4));
+				$at += 4;
+				push @values, $length < 0 ? undef : substr($payload, $at, $length);
+				$at += $length if $length > 0;
+			}
+			push @rows, \@values;
+		}
+		return %error ? { ok => 0, %error } : { ok => 1, rows => \@rows } if $type eq 'Z';
+	}
+}
+
+# The error with which the server ended a session from login that was idle (for
+# pg_terminate_backend: FATAL 57P01), read up to the end of the connection; the fields as
+# login returns them.
+sub ended_by_server
+{
+	my ($session) = @_;
+	return finish_login({ socket => $session->{socket}, select => IO::Select->new($session->{socket}) });
 }
 
 # connbudget.status as { budget => { column => value } }.
