@@ -27,7 +27,6 @@ std::int64_t LogLimiter::take_due(std::int64_t now_us, std::int64_t* due_us) noe
   }
   const std::int64_t count = suppressed_;
   suppressed_ = 0;
-  last_logged_us_ = now_us;
   return count;
 }
 

@@ -22,8 +22,9 @@ class LogLimiter {
   // A line is about to be written at now_us: may it be?
   Decision note(std::int64_t now_us) noexcept;
 
-  // Lines held back that are due for a summary at now_us (their window is over), which
-  // counts as this budget's line: 0 if none. Otherwise *due_us gets when one will be due.
+  // Lines held back that are due for a summary at now_us (their second is over), now
+  // reported: 0 if none; if some are not due yet, *due_us gets when they will be. The
+  // summary does not use up the budget's line: the next refusal is logged in full.
   std::int64_t take_due(std::int64_t now_us, std::int64_t* due_us) noexcept;
 
   std::int64_t suppressed() const noexcept { return suppressed_; }

@@ -195,16 +195,17 @@ TEST(LogLimiter, OneLinePerSecondThenASummary) {
   EXPECT_TRUE(second.first_suppressed);
   EXPECT_FALSE(limiter.note(200).first_suppressed);
   std::int64_t due = 0;
-  EXPECT_EQ(limiter.take_due(500'000, &due), 0);  // the window is not over
+  EXPECT_EQ(limiter.take_due(500'000, &due), 0);  // the second is not over
   EXPECT_EQ(due, 1'000'000);
-  const LogLimiter::Decision next = limiter.note(1'000'000);
-  EXPECT_TRUE(next.log);
+  const LogLimiter::Decision next = limiter.note(1'000'000);  // a storm goes on: the next
+  EXPECT_TRUE(next.log);                                      // line says how many were held
   EXPECT_EQ(next.suppressed_before, 2);
-  EXPECT_EQ(limiter.note(1'000'001).log, false);
-  EXPECT_EQ(limiter.take_due(2'000'000, &due), 1);  // the summary is the second's line
-  EXPECT_FALSE(limiter.note(2'000'001).log);
-  EXPECT_EQ(limiter.take_due(3'000'000, &due), 1);
-  EXPECT_EQ(limiter.take_due(9'000'000, &due), 0);
+  EXPECT_FALSE(limiter.note(1'000'001).log);
+  EXPECT_EQ(limiter.take_due(2'000'000, &due), 1);  // the storm ended: a summary
+  EXPECT_EQ(limiter.take_due(2'000'001, &due), 0);  // reported once
+  const LogLimiter::Decision after = limiter.note(2'000'002);
+  EXPECT_TRUE(after.log);  // the summary did not use up the budget's line
+  EXPECT_EQ(after.suppressed_before, 0);
 }
 
 TEST_F(Observability, SuppressedLinesAreSummarisedPerBudget) {
