@@ -2,7 +2,9 @@
 # The demo: a throwaway PostgreSQL with pg_connbudget preloaded, budgets for the seed's four
 # applications (an API backend and three kinds of worker container), workers scaled past
 # their budgets (two kinds queue, one is refused) and past the server while the API
-# backend's reservation stays available, and connbudget.status printed during and after. As root on a fresh
+# backend's reservation stays available, and connbudget.status printed during and after;
+# then the operator's side: counters by reason, waits by length, the rate-limited server
+# log, a dry run in monitor mode, pause/resume and terminate_excess. As root on a fresh
 # Debian 12 machine it first installs what it needs and the extension, then runs the server
 # as the unprivileged "postgres" user.
 set -euo pipefail
@@ -83,3 +85,55 @@ q -c "SELECT budget, max_connections, reserved, on_full, priority, active, waiti
 echo "== Queued workers got in as slots freed; what it cost, measured inside the extension:"
 q -c "SELECT budget, admitted, rejected, queued, timed_out, round(avg_wait_ms) AS avg_wait_ms, round(max_wait_ms) AS max_wait_ms FROM connbudget.status WHERE budget IN ('extraction', 'semantic', 'event')"
 q -c "SELECT measure, count, round(mean_us::numeric, 1) AS mean_us, round(p50_us::numeric, 1) AS p50_us, round(p99_us::numeric, 1) AS p99_us FROM connbudget.latency"
+
+echo
+echo "==== Operating it"
+echo "== Who was turned away, and why (connbudget.status):"
+q -c "SELECT budget, admitted, rejected_full, rejected_queue_full, rejected_reserved, timed_out, queued, waits, peak, to_char(peak_at, 'HH24:MI:SS.MS') AS peak_at, to_char(last_refusal_at, 'HH24:MI:SS.MS') AS last_refusal_at FROM connbudget.status WHERE budget <> 'exempt'"
+echo "== How long the queued workers waited (connbudget.wait_histogram, per bucket):"
+q -c "SELECT budget, string_agg(CASE WHEN le_ms = 'Infinity' THEN '>10s' ELSE '<=' || le_ms || 'ms' END || ': ' || waits, '  ' ORDER BY le_ms) AS waits FROM connbudget.wait_histogram WHERE budget IN ('extraction', 'semantic') GROUP BY budget ORDER BY budget"
+echo "== The server log: at most one line per budget per second, the rest summarised by the worker:"
+sleep 1.2
+grep -E 'connection budget "event"' "$dir/server.log" | sed -E 's/^[0-9-]+ ([0-9:.]+) UTC \[[0-9]+\] (\[unknown\] )?/   \1 /' | head -6
+
+echo "== A dry run: a new budget for report jobs in monitor mode, max_connections 2; 4 report jobs log in:"
+q <<'SQL'
+INSERT INTO connbudget.budgets (name, application_name, max_connections, on_full, mode)
+VALUES ('reports', 'report_job', 2, 'reject', 'monitor');
+SELECT connbudget.reload() AS generation \gset
+SQL
+hold report_job 4 2
+sleep 0.5
+q -c "SELECT budget, mode, max_connections, active, admitted, rejected, would_reject, would_queue FROM connbudget.status WHERE budget = 'reports'"
+grep -m1 -A1 'would have refused' "$dir/server.log" | sed -E 's/^[0-9-]+ ([0-9:.]+) UTC \[[0-9]+\] (\[unknown\] )?/   \1 /'
+wait
+
+echo "== An incident: pause the semantic workers. Their 2 sessions go on; a new login waits:"
+hold semantic_worker 2 3
+sleep 0.3
+q -c "SELECT connbudget.pause('semantic')"
+hold semantic_worker 1 1
+sleep 0.5
+q -c "SELECT budget, paused, active, waiting FROM connbudget.status WHERE budget = 'semantic'"
+echo "   resume() lets the waiting login in at once:"
+q -c "SELECT connbudget.resume('semantic')"
+sleep 0.3
+q -c "SELECT budget, paused, active, waiting FROM connbudget.status WHERE budget = 'semantic'"
+wait
+
+echo "== Another: 5 idle extraction sessions and 2 inside a transaction; the budget is cut to 1 and"
+echo "   terminate_excess() ends the idle ones, longest idle first, never one inside a transaction:"
+for _ in 1 2 3 4 5; do
+  { sleep 8; } | PGAPPNAME=extraction_worker psql -U app -X -q >/dev/null 2>&1 &
+  sleep 0.1
+done
+for _ in 1 2; do
+  { echo 'BEGIN;'; echo 'SELECT 1;'; sleep 8; } | PGAPPNAME=extraction_worker psql -U app -X -q >/dev/null 2>&1 &
+done
+sleep 0.5
+q -c "UPDATE connbudget.budgets SET max_connections = 1 WHERE name = 'extraction'"
+q -c "SELECT connbudget.reload() > 0 AS live" >/dev/null
+q -c "SELECT pid, state, to_char(state_change, 'HH24:MI:SS.MS') AS idle_since, application_name FROM connbudget.terminate_excess('extraction')"
+q -c "SELECT budget, max_connections, active FROM connbudget.status WHERE budget = 'extraction'"
+wait
+echo "== The metrics file for postgres_exporter: metrics/postgres_exporter.yaml (see the README)."
