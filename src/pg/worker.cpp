@@ -1,6 +1,7 @@
 // The background worker process: connects to connbudget.database and loads the budgets
 // at start, after each commit that changed them, on SIGHUP, on connbudget.reload(), and
-// periodically (which also picks up changes replayed on a hot standby). It never holds our
+// periodically (which also picks up changes replayed on a hot standby); between loads it
+// samples the budgets into connbudget.history (history_sampler.cpp). It never holds our
 // lock while doing I/O, and logins never wait for it. The postmaster restarts it one second
 // after it exits; failed connection attempts back off so that a missing database is not
 // logged in a tight loop.
@@ -23,6 +24,7 @@ extern "C" {
 #include <cstdio>
 
 #include "pg/budget_loader.hpp"
+#include "pg/history_sampler.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
 #include "pg/worker.hpp"
@@ -107,7 +109,9 @@ bool last_load_failed(SharedState& state) {
       const bool poll_fast = RecoveryInProgress() || last_load_failed(state);
       next_check = TimestampTzPlusMilliseconds(now, poll_fast ? kStandbyRecheckMs : kRecheckMs);
     }
-    const long timeout = std::max<long>(1, TimestampDifferenceMilliseconds(now, next_check));
+    const TimestampTz next_sample = sample_history_when_due(now);
+    const long timeout =
+        std::max<long>(1, TimestampDifferenceMilliseconds(now, std::min(next_check, next_sample)));
     WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
   }
