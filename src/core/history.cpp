@@ -13,6 +13,8 @@ constexpr std::size_t kAlign = alignof(std::max_align_t);
 
 constexpr std::size_t aligned(std::size_t n) noexcept { return (n + kAlign - 1) / kAlign * kAlign; }
 
+constexpr CounterBaseline kUnseen{};
+
 std::int64_t gain(std::int64_t previous, std::int64_t now) noexcept { return now >= previous ? now - previous : now; }
 
 BudgetReading reading_of(std::int32_t slot, const BudgetState& budget) noexcept {
@@ -70,7 +72,6 @@ void History::initialize() noexcept {
 }
 
 void History::record(std::int64_t sampled_at_us, std::span<const BudgetReading> readings) noexcept {
-  static const CounterBaseline kUnseen;
   for (const BudgetReading& reading : readings) {
     const bool tracked = reading.slot >= 0 && static_cast<std::size_t>(reading.slot) < baselines_.size();
     const CounterBaseline& previous = tracked ? baselines_[reading.slot] : kUnseen;
