@@ -30,6 +30,10 @@ BudgetReading reading_of(std::int32_t slot, const BudgetState& budget) noexcept 
   return reading;
 }
 
+CounterBaseline baseline_of(const BudgetReading& reading) noexcept {
+  return {true, reading.series_start_us, reading.totals};
+}
+
 }  // namespace
 
 HistoryCounts counts_gained(const CounterBaseline& previous, const BudgetReading& now) noexcept {
@@ -65,10 +69,13 @@ History::History(void* block, std::int32_t rows, std::int32_t budget_slots) noex
   rows_ = {reinterpret_cast<HistoryRow*>(bytes), static_cast<std::size_t>(rows)};
 }
 
-void History::initialize() noexcept {
+void History::initialize(const Ledger& ledger) noexcept {
   new (header_) Header();
   for (CounterBaseline& baseline : baselines_) new (&baseline) CounterBaseline();
   for (HistoryRow& row : rows_) new (&row) HistoryRow();
+  const std::size_t slots = std::min(baselines_.size(), ledger.budgets().size());
+  for (std::size_t slot = 0; slot < slots; ++slot)
+    baselines_[slot] = baseline_of(reading_of(static_cast<std::int32_t>(slot), ledger.budgets()[slot]));
 }
 
 void History::record(std::int64_t sampled_at_us, std::span<const BudgetReading> readings) noexcept {
@@ -83,7 +90,7 @@ void History::record(std::int64_t sampled_at_us, std::span<const BudgetReading> 
     row.waiting = reading.waiting;
     row.budget = reading.name;
     push(row);
-    if (tracked) baselines_[reading.slot] = {true, reading.series_start_us, reading.totals};
+    if (tracked) baselines_[reading.slot] = baseline_of(reading);
   }
 }
 

@@ -6,11 +6,12 @@
 // A row is one budget at one sample: its active and waiting counts and what its counters
 // gained since its previous row. A budget's counters form a series that starts when its
 // counters start counting (server start, the budget's creation, reset_stats()); the
-// series is named by the ledger slot and that start time. The first row of a series
-// counts the whole series so far: everything it holds happened since the series began,
-// which was after the sampler's previous sample (or, for the history's first sample,
-// since the server started, when the counters started from zero with it). So the rows of
-// a series add up to its counters for as long as the ring keeps them.
+// series is named by the ledger slot and that start time. The history starts from the
+// counters as they are when shared memory is created (zero, or restored from disk): those
+// are its first baselines, not gains. A series that starts later is counted whole by its
+// first row: everything it holds happened since the sampler's previous sample, which saw
+// every live series. So a budget's rows add up to what its counters gained since the
+// server started (or since they last started counting), for as long as the ring keeps them.
 #pragma once
 
 #include <cstddef>
@@ -76,9 +77,12 @@ class History {
  public:
   static std::size_t bytes_needed(std::int32_t rows, std::int32_t budget_slots) noexcept;
 
-  // Views a block of bytes_needed() bytes; initialize() it once, when the block is new.
+  // Views a block of bytes_needed() bytes (budget_slots: the ledger's budgets().size());
+  // initialize() it once, when the block is new.
   History(void* block, std::int32_t rows, std::int32_t budget_slots) noexcept;
-  void initialize() noexcept;
+  // Empties the ring and takes the counters of every budget slot of `ledger` as they are
+  // now as the baselines of the first sample.
+  void initialize(const Ledger& ledger) noexcept;
 
   // Adds one row per reading, taken at sampled_at_us, and makes the readings the
   // baselines of the next sample. Budgets beyond the ring's capacity push out their own

@@ -11,6 +11,7 @@ extern "C" {
 
 #include "pg/history_store.hpp"
 #include "pg/settings.hpp"
+#include "pg/shared_state.hpp"
 
 namespace connbudget::pg {
 namespace {
@@ -33,6 +34,8 @@ void request_memory() {
   RequestNamedLWLockTranche(kName, 1);
 }
 
+// Runs after the ledger's hook (request_history() follows request_shared_state()), so a
+// new history starts from the counters the ledger starts with.
 void attach_memory() {
   if (previous_startup_hook) previous_startup_hook();
   if (history_size == 0) return;
@@ -40,7 +43,7 @@ void attach_memory() {
   bool found = false;
   void* block = ShmemInitStruct(kName, history_bytes(), &found);
   store.emplace(HistoryStore{&(GetNamedLWLockTranche(kName))->lock, History(block, history_size, budget_slots())});
-  if (!found) store->history.initialize();
+  if (!found) store->history.initialize(ledger());
   LWLockRelease(AddinShmemInitLock);
 }
 

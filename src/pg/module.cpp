@@ -22,7 +22,7 @@ void _PG_init(void) {
   define_settings();
   if (!process_shared_preload_libraries_in_progress) return;
   request_shared_state();
-  request_history();
+  request_history();  // after the ledger: the history starts from its counters
   install_login_hook();
   register_worker();
 }

@@ -13,18 +13,46 @@ using namespace connbudget;
 
 namespace {
 
-class Block {
+class LedgerBlock {
  public:
-  Block(int rows, int budget_slots)
-      : memory_(History::bytes_needed(rows, budget_slots) / sizeof(std::max_align_t) + 1),
-        history_(memory_.data(), rows, budget_slots) {
-    history_.initialize();
+  LedgerBlock(int max_budgets, int sessions)
+      : memory_(Ledger::bytes_needed(max_budgets, sessions) / sizeof(std::max_align_t) + 1),
+        ledger_(memory_.data(), max_budgets, sessions) {
+    ledger_.initialize(1);
+  }
+  Ledger& ledger() { return ledger_; }
+
+ private:
+  std::vector<std::max_align_t> memory_;
+  Ledger ledger_;
+};
+
+// A history with a baseline for every budget slot of `ledger`.
+class HistoryBlock {
+ public:
+  HistoryBlock(int rows, const Ledger& ledger)
+      : slots_(static_cast<int>(ledger.budgets().size())),
+        memory_(History::bytes_needed(rows, slots_) / sizeof(std::max_align_t) + 1),
+        history_(memory_.data(), rows, slots_) {
+    history_.initialize(ledger);
   }
   History& history() { return history_; }
 
  private:
+  int slots_;
   std::vector<std::max_align_t> memory_;
   History history_;
+};
+
+// A history whose ledger has `max_budgets` budgets, none used yet.
+class Block {
+ public:
+  Block(int rows, int max_budgets) : ledger_(max_budgets, 1), history_(rows, ledger_.ledger()) {}
+  History& history() { return history_.history(); }
+
+ private:
+  LedgerBlock ledger_;
+  HistoryBlock history_;
 };
 
 HistoryRow row_at(std::int64_t time) {
@@ -185,14 +213,12 @@ class HistoryOfLedgerTest : public ::testing::Test {
   static constexpr int kSessions = 8;
 
   HistoryOfLedgerTest()
-      : ledger_block_(Ledger::bytes_needed(kMaxBudgets, kSessions) / sizeof(std::max_align_t) + 1),
+      : ledger_block_(kMaxBudgets, kSessions),
+        ledger_(ledger_block_.ledger()),
         scratch_(Ledger::scratch_entries(kMaxBudgets, kSessions)),
         wakeup_buffer_(kSessions),
         readings_(kMaxBudgets + 2),
-        ledger_(ledger_block_.data(), kMaxBudgets, kSessions),
-        history_(64, kMaxBudgets + kFirstConfiguredBudget) {
-    ledger_.initialize(now_);
-  }
+        history_(64, ledger_) {}
 
   void configure(std::vector<std::string> names) {
     std::vector<BudgetDefinition> definitions;
@@ -249,12 +275,12 @@ class HistoryOfLedgerTest : public ::testing::Test {
   const BudgetCounters& counters(std::string_view name) { return ledger_.budgets()[ledger_.find(name)].counters; }
 
   std::int64_t now_ = 1;
-  std::vector<std::max_align_t> ledger_block_;
+  LedgerBlock ledger_block_;
+  Ledger& ledger_;
   std::vector<std::int32_t> scratch_;
   std::vector<std::int32_t> wakeup_buffer_;
   std::vector<BudgetReading> readings_;
-  Ledger ledger_;
-  Block history_;
+  HistoryBlock history_;
 };
 
 TEST_F(HistoryOfLedgerTest, ReadsBudgetsInStatusOrder) {
@@ -277,6 +303,20 @@ TEST_F(HistoryOfLedgerTest, RowsAddUpToTheCounters) {
   EXPECT_EQ(admitted_in_rows("api"), counters("api").admitted);
   EXPECT_EQ(counters("api").admitted, 3);
   EXPECT_EQ(admitted_in_rows("default"), counters("default").admitted);
+}
+
+TEST_F(HistoryOfLedgerTest, CountersTheHistoryStartsWithAreBaselinesNotGains) {
+  // As after a restart that restored the counters from disk: counted before the history.
+  configure({"api"});
+  login("api");
+  login("other");
+  history_.history().initialize(ledger_);
+  sample();
+  EXPECT_EQ(admitted_in_rows("api"), 0);
+  EXPECT_EQ(admitted_in_rows("default"), 0);
+  login("api");
+  sample();
+  EXPECT_EQ(admitted_in_rows("api"), 1);
 }
 
 TEST_F(HistoryOfLedgerTest, AResetStartsANewSeriesWithoutNegativeGains) {
