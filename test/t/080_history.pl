@@ -2,8 +2,8 @@
 # each row has the budget's sessions and what its counters gained, and the rows add up to
 # the counters of connbudget.status, across a restart of the worker and reset_stats(). A
 # reload changes the interval at once; the ring keeps the newest connbudget.history_size
-# rows; a crash restart starts it over; history_size = 0 turns it off; a standby samples
-# its own logins.
+# rows; a restart starts it over (counters carried over are no gains); history_size = 0
+# turns it off; a standby samples its own logins.
 use strict;
 use warnings;
 use FindBin;
@@ -161,6 +161,14 @@ ok($standby->poll_query_until('postgres', q{SELECT count(*) > 0 FROM connbudget.
 logout(login($standby, %api));
 ok(adds_up($standby, 'api'), 'and its own logins');
 $standby->stop;
+
+# A clean restart starts the history over, from the counters the server starts with (those
+# a clean shutdown saved): they are a baseline, not gains.
+$node->restart;
+ok($node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM connbudget.history WHERE budget = 'api'}),
+	'after a restart the worker samples again');
+is($node->safe_psql('postgres', q{SELECT sum(admitted) FROM connbudget.history WHERE budget = 'api'}),
+	0, 'and counts no api login, as none happened since');
 
 # A crash restart rebuilds shared memory: the history starts over.
 my $before_crash = $node->safe_psql('postgres', "SELECT quote_literal(clock_timestamp())");
