@@ -80,6 +80,16 @@ CREATE FUNCTION connbudget.latency(
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_latency' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.latency AS SELECT * FROM connbudget.latency();
 
+-- Samples of every budget, oldest first: one row per budget every connbudget.sample_interval
+-- with its active and waiting logins and what its counters gained since its previous row
+-- (at most connbudget.history_size rows; the oldest are overwritten).
+CREATE FUNCTION connbudget.history(
+    OUT sampled_at timestamptz, OUT budget text, OUT max_connections integer, OUT active integer,
+    OUT waiting integer, OUT admitted bigint, OUT rejected bigint, OUT queued bigint,
+    OUT timed_out bigint, OUT abandoned bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_history' LANGUAGE C STRICT VOLATILE;
+CREATE VIEW connbudget.history AS SELECT * FROM connbudget.history();
+
 CREATE FUNCTION connbudget.match(application_name text, role_name text, database_name text,
                                  client_addr inet DEFAULT NULL)
 RETURNS text AS 'MODULE_PATHNAME', 'connbudget_match' LANGUAGE C STABLE;
@@ -122,3 +132,5 @@ GRANT EXECUTE ON FUNCTION connbudget.status(), connbudget.wait_histogram(), conn
                           connbudget.latency(), connbudget.match(text, text, text, inet),
                           connbudget.explain(text, text, text, inet)
     TO pg_monitor;
+GRANT SELECT ON connbudget.history TO pg_monitor;
+GRANT EXECUTE ON FUNCTION connbudget.history() TO pg_monitor;

@@ -11,6 +11,7 @@ PG_MODULE_MAGIC;
 PGDLLEXPORT void _PG_init(void);
 }
 
+#include "pg/history_store.hpp"
 #include "pg/login_hook.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
@@ -21,6 +22,7 @@ void _PG_init(void) {
   define_settings();
   if (!process_shared_preload_libraries_in_progress) return;
   request_shared_state();
+  request_history();  // after the ledger: the history starts from its counters
   install_login_hook();
   register_worker();
 }

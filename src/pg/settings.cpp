@@ -23,6 +23,7 @@ bool exempt_superusers = true;
 int max_budgets = 1000;
 int waiting_room = 0;
 int sample_interval_ms = 10000;
+int history_size = 10000;
 
 namespace {
 
@@ -75,6 +76,10 @@ void define_settings() {
                           "How often the worker samples budgets into connbudget.history.", nullptr,
                           &sample_interval_ms, 10000, 100, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
                           nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("connbudget.history_size",
+                          "Rows connbudget.history keeps: one per budget per sample.",
+                          "The oldest rows are overwritten; 0 turns the history off.", &history_size,
+                          10000, 0, INT_MAX, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("connbudget");
 }
 

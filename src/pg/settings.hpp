@@ -15,6 +15,7 @@ extern bool exempt_superusers;
 extern int max_budgets;
 extern int waiting_room;
 extern int sample_interval_ms;
+extern int history_size;
 
 // Defines every setting and reserves the "connbudget." prefix; from _PG_init.
 void define_settings();
