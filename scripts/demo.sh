@@ -17,7 +17,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 source "$(dirname "$0")/throwaway-server.sh"
-throwaway_server demo 5433 "max_connections = 60"
+throwaway_server demo 5433 "max_connections = 60" "connbudget.sample_interval = 1s"
 dir=$server_dir
 q() { psql -U postgres -X -q "$@"; }
 
@@ -92,9 +92,12 @@ echo "== Who was turned away, and why (connbudget.status):"
 q -c "SELECT budget, admitted, rejected_full, rejected_queue_full, rejected_reserved, timed_out, queued, waits, peak, to_char(peak_at, 'HH24:MI:SS.MS') AS peak_at, to_char(last_refusal_at, 'HH24:MI:SS.MS') AS last_refusal_at FROM connbudget.status WHERE budget <> 'exempt'"
 echo "== How long the queued workers waited (connbudget.wait_histogram, per bucket):"
 q -c "SELECT budget, string_agg(CASE WHEN le_ms = 'Infinity' THEN '>10s' ELSE '<=' || le_ms || 'ms' END || ': ' || waits, '  ' ORDER BY le_ms) AS waits FROM connbudget.wait_histogram WHERE budget IN ('extraction', 'semantic') GROUP BY budget ORDER BY budget"
+echo "== What happened second by second (connbudget.history, sampled every second here; admitted"
+echo "   and rejected are what each second added):"
+q -c "SELECT to_char(sampled_at, 'HH24:MI:SS') AS sampled_at, budget, active, waiting, admitted, rejected FROM connbudget.history WHERE budget IN ('extraction', 'event') AND (active + waiting + admitted + rejected) > 0 ORDER BY sampled_at, budget LIMIT 14"
 echo "== The server log: at most one line per budget per second, the rest summarised by the worker:"
 sleep 1.2
-grep -E 'connection budget "event"' "$dir/server.log" | sed -E 's/^[0-9-]+ ([0-9:.]+) UTC \[[0-9]+\] (\[unknown\] )?/   \1 /' | head -6
+grep -A1 -E 'connection budget "event"' "$dir/server.log" | grep -v -E 'HINT|^--' | sed -E 's/^[0-9-]+ ([0-9:.]+) UTC \[[0-9]+\] (\[unknown\] )?/   \1 /' | head -6
 
 echo "== A dry run: a new budget for report jobs in monitor mode, max_connections 2; 4 report jobs log in:"
 q <<'SQL'
@@ -133,7 +136,7 @@ done
 sleep 0.5
 q -c "UPDATE connbudget.budgets SET max_connections = 1 WHERE name = 'extraction'"
 q -c "SELECT connbudget.reload() > 0 AS live" >/dev/null
-q -c "SELECT pid, state, to_char(state_change, 'HH24:MI:SS.MS') AS idle_since, application_name FROM connbudget.terminate_excess('extraction')"
+q -c "SELECT pid, state, to_char(state_change, 'HH24:MI:SS.MS') AS state_change, application_name FROM connbudget.terminate_excess('extraction')"
 q -c "SELECT budget, max_connections, active FROM connbudget.status WHERE budget = 'extraction'"
 wait
 echo "== The metrics file for postgres_exporter: metrics/postgres_exporter.yaml (see the README)."
