@@ -176,6 +176,7 @@ std::int32_t Ledger::victim_for(std::int32_t budget, const Policy& policy) const
   // unused reservation) and no session: never displace for a login that would still not
   // be let in.
   const BudgetState& state = budgets_[budget];
+  if (state.paused && header_->enforcement_enabled) return kNoSession;  // it could not start anyway
   const Pressure with_a_backend{state.active, state.waiting, session_room(budget), true, state.paused};
   if (refuses(decide(limits_of(budget), with_a_backend, policy))) return kNoSession;
   if (header_->capacity - header_->occupied < header_->unused_reserved) return kNoSession;
@@ -448,6 +449,7 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
     const std::string_view name = budgets_[slot].definition.name.view();
     for (std::size_t pos = name_hash(name) & mask; table[pos] != kNoBudget; pos = (pos + 1) & mask) {
       if (definitions[table[pos]].name.view() == name) {
+        if (slot_of[table[pos]] != kNoBudget) break;  // never two slots for one budget
         slot_of[table[pos]] = static_cast<std::int32_t>(slot);
         mark[slot] = kKept;
         break;
@@ -569,6 +571,7 @@ bool Ledger::reset_stats(std::optional<std::string_view> budget, std::int64_t no
   if (budget && only == kNoBudget) return false;
   for (std::size_t slot = 0; slot < budgets_.size(); ++slot) {
     BudgetState& state = budgets_[slot];
+    if (!budget) state.restored = false;  // saved counters not yet claimed are reset too
     if (!state.configured || (budget && static_cast<std::int32_t>(slot) != only)) continue;
     state.counters = BudgetCounters();
     state.counters.stats_reset_us = now_us;
@@ -583,11 +586,18 @@ void Ledger::set_paused(std::int32_t budget, bool paused, std::int64_t now_us, W
 }
 
 bool Ledger::restore(std::string_view name, const BudgetCounters& counters) noexcept {
-  std::int32_t slot = find(name);
+  // One slot per name: a name given twice keeps its last counters.
+  std::int32_t slot = kNoBudget, free_slot = kNoBudget;
+  for (std::size_t s = 0; s < budgets_.size() && slot == kNoBudget; ++s) {
+    const BudgetState& budget = budgets_[s];
+    if ((budget.configured || budget.restored) && budget.definition.name.view() == name)
+      slot = static_cast<std::int32_t>(s);
+    else if (free_slot == kNoBudget && s >= kFirstConfiguredBudget && !budget.configured && !budget.restored)
+      free_slot = static_cast<std::int32_t>(s);
+  }
   if (slot == kNoBudget) {
-    for (std::size_t s = kFirstConfiguredBudget; s < budgets_.size() && slot == kNoBudget; ++s)
-      if (!budgets_[s].configured && !budgets_[s].restored) slot = static_cast<std::int32_t>(s);
-    if (slot == kNoBudget || !budgets_[slot].definition.name.assign(name)) return false;
+    if (free_slot == kNoBudget || !budgets_[free_slot].definition.name.assign(name)) return false;
+    slot = free_slot;
     budgets_[slot].restored = true;
   }
   budgets_[slot].counters = counters;

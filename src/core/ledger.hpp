@@ -255,7 +255,8 @@ class Ledger {
                                 std::span<std::int32_t> scratch, std::int64_t now_us,
                                 Wakeups& wakeups) noexcept;
 
-  // Zeroes the cumulative counters of one budget (by name) or of all; false if unknown.
+  // Zeroes the cumulative counters of one budget (by name) or of all (restored ones not
+  // yet claimed by a configuration are dropped); false if unknown.
   bool reset_stats(std::optional<std::string_view> budget, std::int64_t now_us) noexcept;
 
   // Pauses (no new sessions: its logins queue or are refused) or resumes a budget;
@@ -263,8 +264,8 @@ class Ledger {
   void set_paused(std::int32_t budget, bool paused, std::int64_t now_us, Wakeups& wakeups) noexcept;
 
   // Gives counters saved at the last clean shutdown to the budget called name: to default
-  // or exempt at once, else kept (restored) until a configuration names that budget.
-  // False if there is no slot left.
+  // or exempt at once, else kept (restored) until a configuration names that budget. A
+  // name given again overwrites its counters. False if there is no slot left.
   bool restore(std::string_view name, const BudgetCounters& counters) noexcept;
 
   // Budgets whose held-back log lines are due for a summary: up to out.size() of them are

@@ -32,7 +32,8 @@ class LogLimiter {
 
  private:
   bool window_over(std::int64_t now_us) const noexcept {
-    return last_logged_us_ == kNever || now_us - last_logged_us_ >= kLogIntervalUs;
+    // A clock stepped back ends the window too, rather than silencing the budget.
+    return last_logged_us_ == kNever || now_us < last_logged_us_ || now_us - last_logged_us_ >= kLogIntervalUs;
   }
   static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::min();
   std::int64_t last_logged_us_ = kNever;

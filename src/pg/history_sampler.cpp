@@ -45,7 +45,8 @@ TimestampTz sample_history_when_due(TimestampTz now) {
   static TimestampTz last_due = 0;  // when the last sample was due; 0: sample at once
   HistoryStore* store = history_store();
   if (!store) return DT_NOEND;
-  const TimestampTz due = last_due ? TimestampTzPlusMilliseconds(last_due, sample_interval_ms) : now;
+  TimestampTz due = last_due ? TimestampTzPlusMilliseconds(last_due, sample_interval_ms) : now;
+  if (due - now > sample_interval_ms * INT64CONST(1000)) due = now;  // the clock stepped back
   if (now < due) return due;
   take_sample(*store);
   // Keep the cadence, unless the worker fell a whole interval behind (a long load, a

@@ -46,21 +46,24 @@ using Clock = std::chrono::steady_clock;
 ClientAuthentication_hook_type previous_hook = nullptr;
 emit_log_hook_type previous_emit_log_hook = nullptr;
 int booked_session = -1;  // the session slot this backend booked (active or waiting), or -1
-bool hide_next_report = false;  // keep the next message out of the server log (rate limit)
+int hide_next_report = 0;  // the level (FATAL, LOG) of our next message if it stays out of the server log
 
+// A message held back goes neither to the server log nor to the hooks chained after us
+// (log shippers).
 void on_emit_log(ErrorData* edata) {
-  if (hide_next_report) {
+  if (hide_next_report != 0 && edata->elevel == hide_next_report) {
     edata->output_to_server = false;
-    hide_next_report = false;
+    hide_next_report = 0;
+    return;
   }
   if (previous_emit_log_hook) previous_emit_log_hook(edata);
 }
 
-// Call right before the ereport that `decision` is about. The first line held back asks
-// the worker to summarise them once the second is over.
-void limit_server_log(const LogLimiter::Decision& decision) {
-  hide_next_report = !decision.log;
+// Call right before the ereport at `level` that `decision` is about. The first line held
+// back asks the worker to summarise them once the second is over.
+void limit_server_log(const LogLimiter::Decision& decision, int level) {
   if (decision.first_suppressed) wake_worker();
+  hide_next_report = decision.log ? 0 : level;
 }
 
 // Who a login is, for the server log (the client knows who it is).
@@ -171,7 +174,7 @@ SessionPhase waiting_phase(SharedState& state, int session, FixedString<kNameMax
                                    const FixedString<kNameMax>& displaced_by, const LogLimiter::Decision& log) {
   const char* who = login_description(login);
   const char* more = held_back(log);
-  limit_server_log(log);
+  limit_server_log(log, FATAL);
   ereport(FATAL,
           (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
            errmsg("remaining connections are reserved for other connection budgets"),
@@ -250,7 +253,7 @@ void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& l
       const Admission& a = queued.admission;
       const char* who = login_description(login);
       const char* more = held_back(a.log);
-      limit_server_log(a.log);
+      limit_server_log(a.log, FATAL);
       if (*departure == Departure::Terminated)
         ereport(FATAL, (errcode(ERRCODE_ADMIN_SHUTDOWN),
                         errmsg("terminating a login that waited for a slot in connection budget \"%s\"",
@@ -321,6 +324,9 @@ void wait_for_displaced_exit() {
 }
 
 const char* refusal_hint(const Outcome& outcome) {
+  if (outcome.admission.paused)
+    return psprintf("An administrator paused this budget; connbudget.resume('%s') lets logins in again.",
+                    outcome.budget.c_str());
   if (outcome.admission.budget == kDefaultBudget)
     return "Logins that match no budget share the default budget: raise "
            "connbudget.default_max_connections, or add a budget for this application to "
@@ -346,10 +352,14 @@ void report(const Outcome& outcome, const LoginAttributes& login) {
   const Admission& a = outcome.admission;
   const bool monitored = a.verdict == Verdict::AdmitOverLimit && outcome.mode == Mode::Monitor;
   if (!refuses(a.verdict) && !monitored) return;
+  if (monitored && !a.log.log) {  // a LOG line held back: nothing to format
+    if (a.log.first_suppressed) wake_worker();
+    return;
+  }
   const char* budget = outcome.budget.c_str();
   const char* who = login_description(login);
   const char* more = held_back(a.log);
-  limit_server_log(a.log);
+  limit_server_log(a.log, FATAL);
   if (a.verdict == Verdict::Refuse)
     ereport(FATAL,
             (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
@@ -386,8 +396,9 @@ void report(const Outcome& outcome, const LoginAttributes& login) {
                            "server's %d connections free, %d reserved for other budgets; %s.%s",
                            budget, a.active, a.reserved, a.waiting, std::max(0, a.free), a.capacity,
                            a.reserved_for_others, who, more),
-             errhint("Retry later. The reservations are the column reserved of connbudget.budgets; "
-                     "SELECT * FROM connbudget.explain(...) shows the numbers for a login.")));
+             a.paused ? errhint("%s", refusal_hint(outcome))
+                      : errhint("Retry later. The reservations are the column reserved of connbudget.budgets; "
+                                "SELECT * FROM connbudget.explain(...) shows the numbers for a login.")));
   if (a.verdict == Verdict::RefuseQueueFull)
     ereport(FATAL, (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
                     errmsg("connection budget \"%s\" is full and its queue is full", budget),
@@ -401,7 +412,6 @@ void report(const Outcome& outcome, const LoginAttributes& login) {
                           "connections free, %d of them reserved for other budgets; %s.%s",
                           enforced_reason(a.enforced), a.active, a.limit, a.waiting, std::max(0, a.free),
                           a.capacity, a.reserved_for_others, who, more)));
-  hide_next_report = false;
 }
 
 void on_client_authentication(Port* port, int status) {

@@ -1,9 +1,10 @@
 // Saves the budgets' cumulative counters at a clean shutdown and loads them at the next
 // start, as pg_stat_statements does: the postmaster writes pg_stat/pg_connbudget.stat when
 // it exits normally and reads (then removes) it when it creates shared memory. After a
-// crash nothing is written and the file is gone, so the counters start from zero. Only the
-// postmaster runs this, at start and at exit, when no backend touches the ledger. A
-// damaged or foreign file is reported and ignored; it never stops the server.
+// crash nothing is written and the file is gone, so the counters start from zero. (An
+// immediate shutdown ends the postmaster normally, so it saves them, as pg_stat_statements
+// does.) Only the postmaster runs this, at start and at exit, when no backend touches the
+// ledger. A damaged or foreign file is reported and ignored; it never stops the server.
 extern "C" {
 #include "postgres.h"
 
@@ -12,6 +13,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "utils/timestamp.h"
 }
 
 #include <cstdint>
@@ -40,6 +42,19 @@ struct SavedBudget {
   char name[kNameMax + 1];
   BudgetCounters counters;
 };
+
+// False for counters no server could have written: negative counts, impossible times.
+bool plausible(const BudgetCounters& c) {
+  for (const std::int64_t n : {c.admitted, c.rejected_full, c.rejected_queue_full, c.rejected_reserved,
+                               c.rejected_paused, c.queued, c.timed_out, c.abandoned, c.terminated, c.would_reject,
+                               c.would_queue, c.waits, c.wait_total_us, c.wait_max_us, std::int64_t{c.peak}})
+    if (n < 0) return false;
+  for (const std::int64_t n : c.wait_histogram)
+    if (n < 0) return false;
+  for (const TimestampTz t : {c.peak_at_us, c.last_refusal_us, c.stats_reset_us})
+    if (t != 0 && !IS_VALID_TIMESTAMP(t)) return false;
+  return true;
+}
 
 void save(int code, Datum) {
   if (code != 0 || !shared_state()) return;  // a crash: nothing is saved
@@ -81,7 +96,7 @@ void load() {
   std::int32_t restored = 0, dropped = 0;
   for (std::int32_t i = 0; valid && i < header.count; ++i) {
     SavedBudget record{};
-    valid = std::fread(&record, sizeof record, 1, file) == 1;
+    valid = std::fread(&record, sizeof record, 1, file) == 1 && plausible(record.counters);
     record.name[kNameMax] = '\0';
     if (valid) (ledger().restore(record.name, record.counters) ? restored : dropped) += 1;
   }

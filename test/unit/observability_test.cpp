@@ -222,3 +222,44 @@ TEST_F(Observability, SuppressedLinesAreSummarisedPerBudget) {
   EXPECT_EQ(out[0].budget.view(), "a");
   EXPECT_EQ(out[0].count, 2);
 }
+
+TEST_F(Observability, ANameSavedTwiceTakesOneSlot) {
+  BudgetCounters first, second;
+  first.admitted = 1;
+  second.admitted = 2;
+  ASSERT_TRUE(ledger_.restore("x", first));
+  ASSERT_TRUE(ledger_.restore("x", second));
+  std::vector<BudgetDefinition> full;
+  for (int i = 0; i < kMaxBudgets; ++i) full.push_back(budget(i == 0 ? "x" : "b" + std::to_string(i), "app", 1));
+  EXPECT_EQ(configure(full).status, ReconfigureResult::Status::Applied);  // every slot in use
+  EXPECT_EQ(counters("x").admitted, 2);
+  for (const std::int32_t index : ledger_.match_order()) EXPECT_TRUE(ledger_.budgets()[index].configured);
+}
+
+TEST_F(Observability, ResettingEverythingDropsUnclaimedSavedCounters) {
+  BudgetCounters saved;
+  saved.admitted = 42;
+  ASSERT_TRUE(ledger_.restore("api", saved));
+  ledger_.reset_stats(std::nullopt, 7);
+  configure({budget("api", "api", 5)});
+  EXPECT_EQ(counters("api").admitted, 0);
+}
+
+TEST_F(Observability, APausedLoginDisplacesNobody) {
+  policy_.capacity = 3;
+  configure({with(queueing("hi", "hi", 5), 0, 10), queueing("lo", "lo", 1)});
+  login_as(0, "lo");
+  login_as(1, "lo");
+  login_as(2, "lo");  // the server is full: one session and two waiters
+  pause("hi", true);
+  const Admission paused = login_as(3, "hi");
+  EXPECT_EQ(paused.displaced, kNoSession);
+  EXPECT_EQ(paused.verdict, Verdict::RefuseReserved);
+  EXPECT_EQ(phase(2), SessionPhase::Waiting);
+}
+
+TEST(LogLimiter, AClockSteppedBackDoesNotSilenceTheBudget) {
+  LogLimiter limiter;
+  EXPECT_TRUE(limiter.note(10'000'000).log);
+  EXPECT_TRUE(limiter.note(2'000'000).log);  // the clock went back 8 s
+}
