@@ -46,12 +46,9 @@ HistoryCounts counts_gained(const CounterBaseline& previous, const BudgetReading
 
 std::size_t read_budgets(const Ledger& ledger, std::span<BudgetReading> out) noexcept {
   std::size_t count = 0;
-  auto read = [&](std::int32_t slot) {
+  ledger.visit_in_status_order([&](std::int32_t slot) {
     if (count < out.size()) out[count++] = reading_of(slot, ledger.budgets()[slot]);
-  };
-  for (const std::int32_t slot : ledger.match_order()) read(slot);
-  read(kDefaultBudget);
-  read(kExemptBudget);
+  });
   return count;
 }
 

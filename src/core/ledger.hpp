@@ -288,6 +288,16 @@ class Ledger {
   }
   std::span<const SessionState> sessions() const noexcept { return sessions_; }
 
+  // How many budgets connbudget.status shows, and visit(slot) for each in its order:
+  // match order, then default and exempt.
+  std::size_t status_count() const noexcept { return match_order().size() + 2; }
+  template <typename Visit>
+  void visit_in_status_order(Visit&& visit) const noexcept {
+    for (const std::int32_t slot : match_order()) visit(slot);
+    visit(kDefaultBudget);
+    visit(kExemptBudget);
+  }
+
  private:
   std::size_t table_size() const noexcept;
   void enqueue(std::int32_t session) noexcept;

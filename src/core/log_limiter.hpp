@@ -28,7 +28,6 @@ class LogLimiter {
   std::int64_t take_due(std::int64_t now_us, std::int64_t* due_us) noexcept;
 
   std::int64_t suppressed() const noexcept { return suppressed_; }
-  std::int64_t last_logged_us() const noexcept { return last_logged_us_; }
 
  private:
   bool window_over(std::int64_t now_us) const noexcept {

@@ -61,13 +61,11 @@ BudgetsCopy copy_budgets(SharedState& state) {
   std::size_t allocated = 0;
   for (;;) {
     LWLockAcquire(state.lock, LW_SHARED);
-    const std::span<const std::int32_t> order = ledger().match_order();
-    copy.count = order.size() + 2;
+    copy.count = ledger().status_count();
     if (copy.count <= allocated) {
       copy.server = ledger().header();
-      for (std::size_t i = 0; i < order.size(); ++i) copy.budgets[i] = ledger().budgets()[order[i]];
-      copy.budgets[order.size()] = ledger().budgets()[kDefaultBudget];
-      copy.budgets[order.size() + 1] = ledger().budgets()[kExemptBudget];
+      std::size_t i = 0;
+      ledger().visit_in_status_order([&](std::int32_t slot) { copy.budgets[i++] = ledger().budgets()[slot]; });
       LWLockRelease(state.lock);
       return copy;
     }
