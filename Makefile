@@ -14,7 +14,7 @@ PG_CXXFLAGS = $(CXXSTD) -fno-exceptions -fno-rtti -Wextra -Wno-register -Wno-mis
 PG_CPPFLAGS = -Isrc
 SHLIB_LINK = -lstdc++
 
-REGRESS = budgets_table match privileges views pause incident_tools history
+REGRESS = budgets_table match application_name privileges views pause incident_tools history
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=test/regress.conf
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

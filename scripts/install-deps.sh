@@ -7,4 +7,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential ca-certificates libgtest-dev libipc-run-perl libkrb5-dev \
-  postgresql-15 postgresql-server-dev-15 postgresql-client-15 >/dev/null
+  postgresql-15 postgresql-server-dev-15 postgresql-client-15 zstd >/dev/null

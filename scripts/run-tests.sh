@@ -1,35 +1,57 @@
 #!/usr/bin/env bash
-# Runs every test of pg_connbudget. As root on a fresh Debian 12 machine it first installs
-# the packages it needs and the extension itself; the servers then run as the unprivileged
-# "postgres" user (PostgreSQL refuses to run as root) in a copy of the tree. As any other
-# user it expects the extension to be installed already and runs the tests as that user.
+# Runs every test of pg_connbudget against one PostgreSQL: the one whose pg_config is
+# $PG_CONFIG (default: pg_config on the PATH, Debian's PostgreSQL 15).
 #   unit tests of the core (GoogleTest), pg_regress (SQL surface), TAP (real servers)
+# As root on a fresh Debian 12 machine it first installs the packages it needs, then builds
+# and installs the extension from a copy of the tree; the servers run as the unprivileged
+# "postgres" user (PostgreSQL refuses to run as root). As any other user it builds in the
+# copy too, expects the extension to be installed already, and runs the tests as that user.
+# Settings: RUN_UNIT=0 skips the unit tests (they do not depend on the server version).
+# A server log with an assertion failure (TRAP) or a backend that died of a signal other
+# than the SIGKILL some tests send on purpose fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source=$(pwd)
-logs=$(mktemp -d /tmp/pg_connbudget-tests.XXXXXX)
-chmod 755 "$logs"
+PG_CONFIG=${PG_CONFIG:-pg_config}
+RUN_UNIT=${RUN_UNIT:-1}
 
 run_as=()
 if [ "$(id -u)" = 0 ]; then
   bash scripts/install-deps.sh
-  make -s -j"$(nproc)"
-  make -s install
   run_as=(runuser -u postgres --)
 fi
+PG_CONFIG=$(command -v "$PG_CONFIG")
+version=$("$PG_CONFIG" --version)
+logs=$(mktemp -d /tmp/pg_connbudget-tests.XXXXXX)
+chmod 755 "$logs"
+echo "== $version ($PG_CONFIG), logs in $logs"
 
-echo "== unit tests of the core"
-make -s unittest | tee "$logs/unit.log"
-
-# pg_regress and the TAP suites write into the tree: give them a copy they own.
+# Build, and let pg_regress and the TAP suites write, in a copy of the tree of our own.
 work="$logs/tree"
 mkdir "$work"
-tar --exclude=./.git --exclude=./results --exclude=./tmp_check --exclude=./tmp_check_regress -cf - . | tar -xf - -C "$work"
+tar --exclude=./.git --exclude='*.o' --exclude='*.so' --exclude=./.deps --exclude=./results \
+  --exclude=./tmp_check --exclude=./tmp_check_regress --exclude=./test/unit/run_unit_tests -cf - . |
+  tar -xf - -C "$work"
+make -s -C "$work" -j"$(nproc)" PG_CONFIG="$PG_CONFIG"
+[ "$(id -u)" = 0 ] && make -s -C "$work" install PG_CONFIG="$PG_CONFIG"
+
+unit=0
+if [ "$RUN_UNIT" = 1 ]; then
+  echo "== unit tests of the core"
+  make -s -C "$work" unittest PG_CONFIG="$PG_CONFIG" | tee "$logs/unit.log"
+  unit=$(grep -oP '^\[  PASSED  \] \K[0-9]+' "$logs/unit.log" || echo 0)
+fi
 [ "$(id -u)" = 0 ] && chown -R postgres "$work" "$logs"
 
+# The server's own libpq for its client programs (the relocatable builds' RUNPATH points
+# where they were built).
+in_tree=("${run_as[@]}" env LD_LIBRARY_PATH="$("$PG_CONFIG" --libdir)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  make -s -C "$work" PG_CONFIG="$PG_CONFIG")
 status=0
-echo "== pg_regress and TAP tests"
-"${run_as[@]}" make -s -C "$work" installcheck PROVE_FLAGS=--timer 2>&1 | tee "$logs/installcheck.log" || status=1
+echo "== pg_regress"
+"${in_tree[@]}" installcheck TAP_TESTS= 2>&1 | tee "$logs/installcheck.log" || status=1
+echo "== TAP tests"
+"${in_tree[@]}" installcheck REGRESS= PROVE_FLAGS=--timer 2>&1 | tee -a "$logs/installcheck.log" || status=1
 if [ "$status" != 0 ]; then
   [ -f "$work/regression.diffs" ] && cat "$work/regression.diffs"
   for log in "$work"/tmp_check/log/regress_log_*; do
@@ -37,14 +59,27 @@ if [ "$status" != 0 ]; then
   done
 fi
 
-unit=$(grep -oP '^\[  PASSED  \] \K[0-9]+' "$logs/unit.log" || echo 0)
+# Server crashes: an assertion (TRAP), or a backend ended by a signal other than SIGKILL.
+crashes=0
+for log in "$work"/tmp_check/log/*.log "$work"/tmp_check_regress/log/*.log; do
+  [ -f "$log" ] || continue
+  if grep -qE '^TRAP: |terminated by signal ([0-8]|1[0-9]|[2-9][0-9])\b' "$log"; then
+    echo "== server crash in $log:"
+    grep -nE -B2 -A2 '^TRAP: |terminated by signal ([0-8]|1[0-9]|[2-9][0-9])\b' "$log" | head -n 40
+    crashes=$((crashes + 1))
+  fi
+done
+
 regress=$(grep -oP 'All \K[0-9]+(?= tests passed)' "$logs/installcheck.log" || echo 0)
 regress_failed=$(grep -oP '\b\K[0-9]+(?= of [0-9]+ tests failed)' "$logs/installcheck.log" || echo 0)
+[ "$regress" = 0 ] && [ "$regress_failed" != 0 ] &&
+  regress=$(($(grep -oP '\b[0-9]+ of \K[0-9]+(?= tests failed)' "$logs/installcheck.log") - regress_failed))
 tap=$(grep -oP 'Files=[0-9]+, Tests=\K[0-9]+' "$logs/installcheck.log" || echo 0)
 tap_failed=$({ grep -oP 'Failed \K[0-9]+(?=/[0-9]+ subtests)' "$logs/installcheck.log" || true; } | awk '{s += $1} END {print s + 0}')
-echo "unit: $unit passed; pg_regress: $regress passed, $regress_failed failed; TAP: $tap assertions"
+echo "$version: unit $unit passed; pg_regress $regress passed, $regress_failed failed; TAP $((tap - tap_failed)) passed, $tap_failed failed; $crashes server logs with a crash"
 passed=$((unit + regress + tap - tap_failed))
-failed=$((regress_failed + tap_failed))
+failed=$((regress_failed + tap_failed + crashes))
 [ "$status" = 0 ] || [ "$failed" -gt 0 ] || failed=1
+[ "$crashes" = 0 ] || status=1
 echo "$passed passed, $failed failed"
 exit "$status"

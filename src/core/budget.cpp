@@ -77,6 +77,14 @@ std::optional<DefinitionError> build_definition(const BudgetRow& row, BudgetDefi
     if (const char* why = like_pattern_error(pattern))
       return error("application_name pattern \"%.*s\" of budget \"%.*s\" is invalid: %s",
                    width(pattern), pattern.data(), width(name), name.data(), why);
+    if (!is_clean_application_name(pattern)) {
+      char suggestion[kPatternMax * 5 + 1];
+      pattern_for_cleaned_names(pattern, row.application_name_cleaning, suggestion);
+      return error("application_name pattern \"%.*s\" of budget \"%.*s\" can never match: the server writes "
+                   "bytes outside printable ASCII in a login's application_name as %s; write \"%s\"",
+                   width(pattern), pattern.data(), width(name), name.data(),
+                   row.application_name_cleaning == NameCleaning::QuestionMark ? "\"?\"" : "\\xNN", suggestion);
+    }
     if (!rule.application_name.assign(pattern))
       return error("application_name pattern of budget \"%.*s\" is longer than %zu bytes",
                    width(name), name.data(), kPatternMax);

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "core/application_name.hpp"
 #include "core/client_address.hpp"
 #include "core/fixed_string.hpp"
 #include "core/login_attributes.hpp"
@@ -83,6 +84,9 @@ struct BudgetRow {
   std::optional<std::int32_t> max_queue;
   std::int32_t priority = 0;
   std::string_view mode = "enforce";
+  // Not a column: how this server cleans the application_name of a startup packet, which
+  // decides what an application_name pattern can match.
+  NameCleaning application_name_cleaning = NameCleaning::HexEscape;
 };
 
 struct DefinitionError {

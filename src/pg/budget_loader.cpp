@@ -23,6 +23,7 @@ extern "C" {
 #include "pg/budget_row.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
+#include "pg/version_compat.hpp"
 
 namespace connbudget::pg {
 namespace {

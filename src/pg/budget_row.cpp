@@ -14,6 +14,7 @@ extern "C" {
 
 #include "pg/budget_row.hpp"
 #include "pg/login_attributes.hpp"
+#include "pg/version_compat.hpp"
 
 namespace connbudget::pg {
 namespace {
@@ -90,6 +91,7 @@ void read_budget(TupleDesc desc, HeapTuple tuple, BudgetDefinition& out) {
   input.max_queue = row.integer("max_queue");
   input.priority = row.integer("priority").value_or(0);
   input.mode = row.string("mode").value_or("enforce");
+  input.application_name_cleaning = application_name_cleaning();
 
   if (const auto problem = build_definition(input, out))
     ereport(ERROR, (errcode(ERRCODE_CHECK_VIOLATION), errmsg("%s", problem->message)));

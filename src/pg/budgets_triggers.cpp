@@ -27,6 +27,7 @@ PGDLLEXPORT Datum connbudget_budgets_changed(PG_FUNCTION_ARGS);
 #include "pg/budgets_triggers.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
+#include "pg/version_compat.hpp"
 
 namespace connbudget::pg {
 namespace {

@@ -26,6 +26,7 @@ PGDLLEXPORT Datum connbudget_reset_stats(PG_FUNCTION_ARGS);
 #include "pg/result_row.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
+#include "pg/version_compat.hpp"
 
 using namespace connbudget;
 using namespace connbudget::pg;
@@ -163,7 +164,7 @@ Datum connbudget_reload(PG_FUNCTION_ARGS) {
                              kReloadTimeoutMs),
                       worker_running ? errhint("The worker is busy; see the server log.")
                                      : errhint("The worker is not running; see connbudget.worker and the server log.")));
-    WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5, PG_WAIT_EXTENSION);
+    WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5, wait_event(Wait::Reload));
     ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();
   }

@@ -35,6 +35,7 @@ PGDLLEXPORT Datum connbudget_resume(PG_FUNCTION_ARGS);
 #include "pg/budgets_triggers.hpp"
 #include "pg/result_row.hpp"
 #include "pg/shared_state.hpp"
+#include "pg/version_compat.hpp"
 
 using namespace connbudget;
 using namespace connbudget::pg;
@@ -119,17 +120,6 @@ std::int32_t excess_now(const Target& target, std::span<const Member> ended) {
   return std::max(0, ledger().budgets()[target.index].active - limit - exiting);
 }
 
-// True if the backend in this PGPROC has a transaction open (a valid virtual transaction
-// id). Read without ProcArrayLock: only the backend itself changes it.
-bool in_transaction(std::int32_t slot) {
-  const PGPROC* proc = GetPGProcByNumber(slot);
-#if PG_VERSION_NUM >= 170000
-  return LocalTransactionIdIsValid(proc->vxid.lxid);
-#else
-  return LocalTransactionIdIsValid(proc->lxid);
-#endif
-}
-
 enum class Recheck { End, Gone, Busy, Enough };
 
 // Right before signalling a candidate: is it still needed, still the budget's session,
@@ -142,7 +132,7 @@ Recheck recheck(SharedState& state, const Target& target, const Member& candidat
     verdict = Recheck::Enough;
   else if (!still_active(candidate) || ledger().sessions()[candidate.slot].budget != target.index)
     verdict = Recheck::Gone;
-  else if (must_be_idle && in_transaction(candidate.slot))
+  else if (must_be_idle && backend_in_transaction(candidate.slot))
     verdict = Recheck::Busy;
   LWLockRelease(state.lock);
   return verdict;
@@ -163,7 +153,7 @@ void wait_for_exit(SharedState& state, std::span<const Member> ended) {
                         errdetail("Their slots are given back when they exit.")));
       return;
     }
-    WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5, PG_WAIT_EXTENSION);
+    WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5, wait_event(Wait::TerminatedExit));
     ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();
   }

@@ -21,6 +21,7 @@ extern "C" {
 
 #include "pg/login_attributes.hpp"
 #include "pg/settings.hpp"
+#include "pg/version_compat.hpp"
 
 namespace connbudget::pg {
 namespace {
@@ -85,7 +86,8 @@ Login login_from_port(const Port& port) {
 
 Login login_from_values(const char* application_name, const char* role_name,
                         const char* database_name, const inet* client_addr) {
-  return login_of(application_name, role_name, database_name,
+  // A real login's application_name is cleaned by the server before the hook sees it.
+  return login_of(application_name ? clean_application_name(application_name) : nullptr, role_name, database_name,
                   client_addr ? address_of(client_addr) : ClientAddress{});
 }
 

@@ -33,6 +33,7 @@ extern "C" {
 #include "pg/login_hook.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
+#include "pg/version_compat.hpp"
 
 namespace connbudget::pg {
 namespace {
@@ -80,14 +81,6 @@ const char* held_back(const LogLimiter::Decision& decision) {
   if (decision.suppressed_before == 0) return "";
   return psprintf(" %lld similar messages about this budget were not logged since the last one.",
                   static_cast<long long>(decision.suppressed_before));
-}
-
-int my_session_slot() {
-#if PG_VERSION_NUM >= 170000
-  return MyProcNumber;
-#else
-  return MyProc->pgprocno;
-#endif
 }
 
 void release_session(int, Datum) {
@@ -227,7 +220,7 @@ void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& l
   const long limit_ms = wait_limit_ms(queued.admission, &capped);
   const TimestampTz started = GetCurrentTimestamp();
   const TimestampTz deadline = TimestampTzPlusMilliseconds(started, limit_ms);
-  WaitEventSet* events = CreateWaitEventSet(CurrentMemoryContext, 3);
+  WaitEventSet* events = create_wait_event_set(3);
   AddWaitEventToSet(events, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
   AddWaitEventToSet(events, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
   if (MyProcPort && WaitEventSetCanReportClosed())
@@ -291,7 +284,7 @@ void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& l
     }
     WaitEvent event;
     if (WaitEventSetWait(events, TimestampDifferenceMilliseconds(now, deadline), &event, 1,
-                         PG_WAIT_EXTENSION) == 1 &&
+                         wait_event(Wait::LoginQueue)) == 1 &&
         (event.events & WL_SOCKET_CLOSED))
       departure = Departure::Abandoned;
     ResetLatch(MyLatch);
@@ -306,18 +299,8 @@ void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& l
 // PostgreSQL checks that the slots kept for superusers are still free; give the waiter a
 // moment (at most a second) to go, so that this login does not fail there instead.
 void wait_for_displaced_exit() {
-#if PG_VERSION_NUM >= 160000
-  const int kept = SuperuserReservedConnections + ReservedConnections;
-  auto enough_free = [kept] {
-    int free_procs = 0;
-    return HaveNFreeProcs(kept, &free_procs);
-  };
-#else
-  const int kept = ReservedBackends;
-  auto enough_free = [kept] { return HaveNFreeProcs(kept); };
-#endif
-  for (int waited_ms = 0; kept > 0 && waited_ms < 1000 && !enough_free(); ++waited_ms) {
-    WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1, PG_WAIT_EXTENSION);
+  for (int waited_ms = 0; kept_free_slots() > 0 && waited_ms < 1000 && !kept_free_slots_are_free(); ++waited_ms) {
+    WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1, wait_event(Wait::DisplacedExit));
     ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();
   }

@@ -10,6 +10,7 @@ extern "C" {
 
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
+#include "pg/version_compat.hpp"
 
 namespace connbudget::pg {
 

@@ -85,24 +85,6 @@ void report_unknown_budget(const char* name) {
   pg_unreachable();
 }
 
-int connection_capacity() {
-#if PG_VERSION_NUM >= 160000
-  return MaxConnections - SuperuserReservedConnections - ReservedConnections;
-#else
-  return MaxConnections - ReservedBackends;
-#endif
-}
-
-char* describe_connection_capacity() {
-#if PG_VERSION_NUM >= 160000
-  return psprintf("max_connections (%d) minus superuser_reserved_connections (%d) minus reserved_connections (%d)",
-                  MaxConnections, SuperuserReservedConnections, ReservedConnections);
-#else
-  return psprintf("max_connections (%d) minus superuser_reserved_connections (%d)", MaxConnections,
-                  ReservedBackends);
-#endif
-}
-
 void wake_sessions(const Wakeups& wakeups) {
   // A spurious wake-up (the backend left meanwhile, its PGPROC reused) is harmless.
   for (const std::int32_t session : wakeups.sessions()) SetLatch(&GetPGProcByNumber(session)->procLatch);

@@ -65,12 +65,6 @@ SharedState& require_shared_state();
 // Raises the error for a budget name the ledger does not know (with a hint).
 [[noreturn]] void report_unknown_budget(const char* name);
 
-// Slots the server can give to ordinary logins: max_connections minus those kept for
-// superusers (and, on PostgreSQL 16+, for pg_use_reserved_connections).
-int connection_capacity();
-// How connection_capacity() is made up, with the numbers (palloc'd).
-char* describe_connection_capacity();
-
 // Wakes the worker, if one is running; never waits for it.
 void wake_worker();
 

@@ -29,6 +29,7 @@ extern "C" {
 #include "pg/history_sampler.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
+#include "pg/version_compat.hpp"
 #include "pg/worker.hpp"
 
 namespace connbudget::pg {
@@ -68,7 +69,7 @@ void back_off(SharedState& state) {
   LWLockRelease(state.lock);
   if (failures == 0) return;
   const long delay = std::min(kMaxConnectBackoffMs, 1000L << std::min(failures - 1, 16));
-  WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, delay, PG_WAIT_EXTENSION);
+  WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, delay, wait_event(Wait::Worker));
   ResetLatch(MyLatch);
   CHECK_FOR_INTERRUPTS();
 }
@@ -134,7 +135,7 @@ TimestampTz summarise_held_back_lines(SharedState& state) {
     const TimestampTz next_sample = sample_history_when_due(now);
     const long timeout =
         std::max<long>(1, TimestampDifferenceMilliseconds(now, std::min({next_check, next_summary, next_sample})));
-    WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, PG_WAIT_EXTENSION);
+    WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, wait_event(Wait::Worker));
     ResetLatch(MyLatch);
   }
 }

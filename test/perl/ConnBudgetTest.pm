@@ -1,6 +1,7 @@
 # Helpers for the TAP tests: a server with pg_connbudget preloaded, raw protocol logins
 # that report the SQLSTATE of a refused login (libpq does not expose it), and readers of
-# connbudget.status.
+# connbudget.status. A helper never dies: what goes wrong (no connection, no answer in
+# time, a closed socket) comes back as a failed result, for the test to report.
 package ConnBudgetTest;
 
 use strict;
@@ -8,13 +9,14 @@ use warnings;
 
 use IO::Select;
 use IO::Socket::UNIX;
+use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 use Exporter 'import';
-our @EXPORT = qw(start_node login start_login answered finish_login logout query ended_by_server status_of
-  wait_for_active wait_for_waiting reload_budgets);
+our @EXPORT = qw(start_node login start_login answered finish_login logout logout_and_wait wait_for_exit query
+  ended_by_server status_of wait_for_active wait_for_waiting poll_until reload_budgets);
 
 # A started cluster with the extension created in "postgres" (connbudget.database).
 sub start_node
@@ -54,7 +56,7 @@ sub start_login
 	my ($node, %p) = @_;
 	my $path = $node->host . '/.s.PGSQL.' . $node->port;
 	my $socket = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $path)
-	  or die "cannot connect to $path: $!";
+	  or return { error => "cannot connect to $path: $!" };
 	my %params = (
 		user => $p{user} // $ENV{USER} // getpwuid($<),
 		database => $p{dbname} // 'postgres',
@@ -69,6 +71,7 @@ sub start_login
 sub answered
 {
 	my ($pending, $seconds) = @_;
+	return 1 unless $pending->{select};    # it could not even connect
 	return scalar $pending->{select}->can_read($seconds);
 }
 
@@ -76,19 +79,27 @@ sub answered
 sub finish_login
 {
 	my ($pending) = @_;
+	return { ok => 0, sqlstate => 'NONE', message => $pending->{error} } if $pending->{error};
 	my ($socket, $select) = @{$pending}{qw(socket select)};
 	my $pid;
 	while (1)
 	{
 		my ($type, $payload) = _read_message($socket, $select);
-		return { ok => 0, sqlstate => 'EOF', message => 'connection closed' } unless defined $type;
+		unless (defined $type)
+		{
+			close $socket;
+			return { ok => 0, sqlstate => $payload // 'EOF', message => $payload ? 'no answer in time' : 'connection closed' };
+		}
 		if ($type eq 'E')
 		{
 			close $socket;
 			return { ok => 0, _error_fields($payload) };
 		}
-		die "server asked for authentication type " . unpack('N', $payload)
-		  if $type eq 'R' && unpack('N', $payload) != 0;
+		if ($type eq 'R' && unpack('N', $payload) != 0)
+		{
+			close $socket;
+			return { ok => 0, sqlstate => 'AUTH', message => 'server asked for authentication type ' . unpack('N', $payload) };
+		}
 		$pid = unpack('N', $payload) if $type eq 'K';    # BackendKeyData: pid, cancel key
 		return { ok => 1, socket => $socket, pid => $pid } if $type eq 'Z';
 	}
@@ -111,27 +122,34 @@ sub _error_fields
 		hint => $fields{H} // '');
 }
 
+# $length bytes from the server; (undef, 'TIMEOUT') if they do not come in time, undef if
+# the connection closed.
 sub _read_exactly
 {
 	my ($socket, $select, $length) = @_;
 	my $data = '';
 	while (length($data) < $length)
 	{
-		die "timed out reading from the server"
-		  unless $select->can_read($PostgreSQL::Test::Utils::timeout_default);
+		return (undef, 'TIMEOUT') unless $select->can_read($PostgreSQL::Test::Utils::timeout_default);
 		my $got = sysread($socket, $data, $length - length($data), length($data));
 		return undef unless $got;
 	}
 	return $data;
 }
 
+# One message: (type, payload); (undef, why) if none came.
 sub _read_message
 {
 	my ($socket, $select) = @_;
-	my $header = _read_exactly($socket, $select, 5);
-	return () unless defined $header;
+	my ($header, $why) = _read_exactly($socket, $select, 5);
+	return (undef, $why) unless defined $header;
 	my ($type, $length) = unpack('a1 N', $header);
-	my $payload = $length > 4 ? _read_exactly($socket, $select, $length - 4) : '';
+	my $payload = '';
+	if ($length > 4)
+	{
+		($payload, $why) = _read_exactly($socket, $select, $length - 4);
+		return (undef, $why) unless defined $payload;
+	}
 	return ($type, $payload);
 }
 
@@ -139,9 +157,33 @@ sub _read_message
 sub logout
 {
 	my ($session) = @_;
-	my $socket = $session->{socket};
+	my $socket = $session->{socket} or return;    # a refused login has nothing to end
+	local $SIG{PIPE} = 'IGNORE';
 	print $socket 'X' . pack('N', 4);
 	close $socket;
+	delete $session->{socket};
+}
+
+# True once the backend process $pid has exited (its PGPROC, its slot in the ledger and
+# its place in PostgreSQL's own count are all given back by then).
+sub wait_for_exit
+{
+	my ($pid) = @_;
+	return 1 unless $pid;
+	for (1 .. $PostgreSQL::Test::Utils::timeout_default * 100)
+	{
+		return 1 unless kill 0, $pid;
+		usleep(10_000);
+	}
+	return 0;
+}
+
+# Ends a session and waits until its backend has exited; true if it did.
+sub logout_and_wait
+{
+	my ($session) = @_;
+	logout($session);
+	return wait_for_exit($session->{pid});
 }
 
 # Runs one query (simple protocol) in a session from login and reads up to ReadyForQuery.
@@ -150,7 +192,7 @@ sub logout
 sub query
 {
 	my ($session, $sql) = @_;
-	my $socket = $session->{socket};
+	my $socket = $session->{socket} or return { ok => 0, sqlstate => 'NONE', message => 'no session' };
 	my $select = IO::Select->new($socket);
 	local $SIG{PIPE} = 'IGNORE';
 	print $socket 'Q' . pack('N', length($sql) + 5) . $sql . "\0";
@@ -158,7 +200,7 @@ sub query
 	while (1)
 	{
 		my ($type, $payload) = _read_message($socket, $select);
-		return { ok => 0, sqlstate => 'EOF', message => 'connection closed', %error } unless defined $type;
+		return { ok => 0, sqlstate => $payload // 'EOF', message => 'connection closed', %error } unless defined $type;
 		%error = _error_fields($payload) if $type eq 'E';
 		if ($type eq 'D')
 		{
@@ -182,6 +224,7 @@ sub query
 sub ended_by_server
 {
 	my ($session) = @_;
+	return { ok => 0, sqlstate => 'NONE', message => 'no session' } unless $session->{socket};
 	return finish_login({ socket => $session->{socket}, select => IO::Select->new($session->{socket}) });
 }
 
@@ -203,20 +246,35 @@ sub status_of
 	return \%status;
 }
 
+# Waits until $sql (one boolean) returns true; false if it does not in time. $through is
+# the node (each try is a new psql session) or a session from login (when the test counts
+# every backend, the same session each time).
+sub poll_until
+{
+	my ($through, $sql) = @_;
+	return $through->poll_query_until('postgres', $sql) if ref($through) ne 'HASH';
+	for (1 .. $PostgreSQL::Test::Utils::timeout_default * 10)
+	{
+		my $result = query($through, $sql);
+		return 0 unless $result->{ok};
+		return 1 if ($result->{rows}[0][0] // '') eq 't';
+		usleep(100_000);
+	}
+	return 0;
+}
+
 # Waits until exactly $count logins wait for a budget; returns true if they did.
 sub wait_for_waiting
 {
-	my ($node, $budget, $count) = @_;
-	return $node->poll_query_until('postgres',
-		"SELECT waiting = $count FROM connbudget.status WHERE budget = '$budget'");
+	my ($through, $budget, $count) = @_;
+	return poll_until($through, "SELECT waiting = $count FROM connbudget.status WHERE budget = '$budget'");
 }
 
 # Waits until a budget holds exactly $count sessions; returns true if it did.
 sub wait_for_active
 {
-	my ($node, $budget, $count) = @_;
-	return $node->poll_query_until('postgres',
-		"SELECT active = $count FROM connbudget.status WHERE budget = '$budget'");
+	my ($through, $budget, $count) = @_;
+	return poll_until($through, "SELECT active = $count FROM connbudget.status WHERE budget = '$budget'");
 }
 
 1;

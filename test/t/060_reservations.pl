@@ -2,7 +2,9 @@
 # (37 for ordinary logins), the API backend reserves 8, three worker budgets of 20 queue.
 # Workers scaled past capacity cannot take the API's slots; a queued login holds a backend
 # too, so it may only wait where it could be admitted; a higher-priority login takes the
-# place of a lower-priority waiter; superusers always get in.
+# place of a lower-priority waiter; superusers always get in. Every backend counts here, so
+# the test watches the server through one superuser session held from start to end (no
+# psql comes and goes), and waits for a backend to exit before counting on its slot.
 use strict;
 use warnings;
 use FindBin;
@@ -22,8 +24,11 @@ $node->safe_psql('postgres', q{
 });
 reload_budgets($node);
 is($node->safe_psql('postgres', 'SELECT capacity FROM connbudget.worker'), '37', 'capacity is 40 - 3');
+my $monitor = login($node);    # a superuser: counted under exempt, holds one backend
+ok(poll_until($monitor, "SELECT active = 1 FROM connbudget.status WHERE budget = 'exempt'"),
+	'the monitoring session is the only other backend');
 
-# Workers scale to 12 logins each while the API is idle: together they get 37 - 8 = 29.
+# Workers scale to 12 logins each while the API is idle: together they get 37 - 1 - 8 = 28.
 my (@workers, @refused);
 for my $app (qw(extraction_worker semantic_worker event_worker))
 {
@@ -33,8 +38,8 @@ for my $app (qw(extraction_worker semantic_worker event_worker))
 		$session->{ok} ? push(@workers, $session) : push(@refused, $session);
 	}
 }
-is(scalar @workers, 29, 'the workers get 29 connections: an idle reservation of 8 blocks no more than 8');
-is(scalar @refused, 7, 'the other 7 are refused at once although their budgets queue');
+is(scalar @workers, 28, 'the workers get 28 connections: an idle reservation of 8 blocks no more than 8');
+is(scalar @refused, 8, 'the other 8 are refused at once although their budgets queue');
 is($refused[0]{sqlstate}, '53300', 'with SQLSTATE 53300');
 is($refused[0]{message}, 'remaining connections are reserved for other connection budgets',
 	'and the reservation message');
@@ -48,47 +53,52 @@ is(scalar(grep { $_->{ok} } @api), 8, 'the API backend logs in 8 times');
 my $ninth = login($node, user => 'app', application_name => 'backend');
 is($ninth->{message}, 'remaining connections are reserved for other connection budgets',
 	'its ninth login would need shared capacity, and there is none');
-ok(login($node, application_name => 'backend')->{ok}, 'a superuser still logs in');
-my $explained = $node->safe_psql('postgres',
-	q{SELECT verdict || ' / ' || server_in_use || ' of ' || server_capacity FROM connbudget.explain('semantic_worker', 'app', 'postgres')});
-like($explained, qr{^refuse: reserved for other budgets / 3\d of 37$}, "explain() says why a worker is refused ($explained)");
-my $status = $node->safe_psql('postgres',
-	q{SELECT reserved_in_use || '/' || server_free FROM connbudget.status WHERE budget = 'api'});
+my $superuser = login($node, application_name => 'backend');
+ok($superuser->{ok}, 'a superuser still logs in');
+ok(logout_and_wait($superuser), 'and leaves');
+my $explained = query($monitor,
+	q{SELECT verdict || ' / ' || server_in_use || ' of ' || server_capacity FROM connbudget.explain('semantic_worker', 'app', 'postgres')})->{rows}[0][0] // '';
+is($explained, 'refuse: reserved for other budgets / 37 of 37', "explain() says why a worker is refused");
+my $status = query($monitor,
+	q{SELECT reserved_in_use || '/' || server_free FROM connbudget.status WHERE budget = 'api'})->{rows}[0][0] // '';
 is($status, '8/0', 'status: the API uses its 8 reserved slots, nothing is free');
 
 # Shared capacity freed by a worker is open to anyone; reserved capacity is not.
-ConnBudgetTest::logout(pop @api);
-ok(wait_for_active($node, 'api', 7), 'an API session ends');
+ok(logout_and_wait(pop @api), 'an API session ends');
 my $worker_try = login($node, user => 'app', application_name => 'event_worker');
 is($worker_try->{message}, 'remaining connections are reserved for other connection budgets',
 	"the API's freed slot stays reserved for it");
 push @api, login($node, user => 'app', application_name => 'backend');
 ok($api[-1]{ok}, 'and the API takes it back');
-ConnBudgetTest::logout(pop @workers);
+ok(logout_and_wait(pop @workers), 'a worker session ends');
 my $taker = login($node, user => 'app', application_name => 'event_worker');
 ok($taker->{ok}, "a worker's freed slot goes to the next worker");
 push @workers, $taker;
 ConnBudgetTest::logout($_) for @workers, @api;
-ok(wait_for_active($node, 'event', 0) && wait_for_active($node, 'api', 0), 'everyone has left');
+ok(wait_for_active($monitor, $_, 0), "every $_ session has left") for qw(api extraction semantic event);
+ok(wait_for_exit($_->{pid}), 'and exited') for @workers, @api;
 
 # Priority: queued logins hold backends; when the server is full, a login of a
 # higher-priority budget takes the place of the youngest waiter of the lowest priority.
-$node->safe_psql('postgres', q{
-	UPDATE connbudget.budgets SET max_connections = 10 WHERE name = 'event';
-	UPDATE connbudget.budgets SET max_connections = 5 WHERE name = 'semantic';
-	SELECT connbudget.reset_stats();
-});
-reload_budgets($node);
+for my $sql (
+	q{UPDATE connbudget.budgets SET max_connections = 10 WHERE name = 'event'},
+	q{UPDATE connbudget.budgets SET max_connections = 5 WHERE name = 'semantic'},
+	q{SELECT connbudget.reset_stats()},
+	q{SELECT connbudget.reload()})
+{
+	my $result = query($monitor, $sql);
+	ok($result->{ok}, $sql) or diag explain $result;
+}
 my @event = map { login($node, user => 'app', application_name => 'event_worker') } 1 .. 10;
 my @semantic = map { login($node, user => 'app', application_name => 'semantic_worker') } 1 .. 5;
 my @queued;
-for my $n (1 .. 14)    # 10 + 5 + 14 = 29: all shared capacity
+for my $n (1 .. 13)    # 1 + 10 + 5 + 13 = 29: all shared capacity
 {
 	my $app = $n <= 10 ? 'event_worker' : 'semantic_worker';
 	push @queued, start_login($node, user => 'app', application_name => $app);
 	# One at a time, so that the queue order is the order started.
-	my $queued = wait_for_waiting($node, $n <= 10 ? 'event' : 'semantic', $n <= 10 ? $n : $n - 10);
-	ok($queued, "waiter $n is queued") if $n == 10 || $n == 14;
+	my $queued = wait_for_waiting($monitor, $n <= 10 ? 'event' : 'semantic', $n <= 10 ? $n : $n - 10);
+	ok($queued, "waiter $n is queued") if $n == 10 || $n == 13;
 }
 # The API takes its 8 reserved slots too: now every backend for ordinary logins is in use.
 my @api_full = map { login($node, user => 'app', application_name => 'backend') } 1 .. 8;
@@ -101,26 +111,27 @@ is($displaced->{sqlstate}, '53300', 'the youngest waiter of the lowest priority 
 like($displaced->{detail},
 	qr/queue of connection budget "event" and gave its place to a login of budget "extraction", which has a higher priority/,
 	'and is told why');
-ok(!answered($queued[13], 0.2), 'a semantic waiter (priority 2) keeps its place');
+ok(!answered($queued[12], 0.2), 'a semantic waiter (priority 2) keeps its place');
 my $second = login($node, user => 'app', application_name => 'extraction_worker');
 ok($second->{ok}, 'the next extraction login displaces the next event waiter');
 is(finish_login($queued[8])->{sqlstate}, '53300', 'which is the next youngest event waiter');
-is($node->safe_psql('postgres', q{SELECT rejected FROM connbudget.status WHERE budget = 'event'}), '2',
+is(query($monitor, q{SELECT rejected FROM connbudget.status WHERE budget = 'event'})->{rows}[0][0], '2',
 	'displaced waiters are counted as rejected');
 my $lowest = login($node, user => 'app', application_name => 'event_worker');
 is($lowest->{message}, 'remaining connections are reserved for other connection budgets',
 	'an event login (the lowest priority) displaces nobody and is refused');
 
 ConnBudgetTest::logout($_) for @event, @semantic, $high, $second, @api_full;
-for my $waiter (@queued[0 .. 7, 10 .. 13])
+for my $waiter (@queued[0 .. 7, 10 .. 12])
 {
 	my $r = finish_login($waiter);
 	ConnBudgetTest::logout($r) if $r->{ok};
 }
 for my $budget (qw(event semantic extraction))
 {
-	ok(wait_for_active($node, $budget, 0) && wait_for_waiting($node, $budget, 0), "$budget is empty again");
+	ok(wait_for_active($monitor, $budget, 0) && wait_for_waiting($monitor, $budget, 0), "$budget is empty again");
 }
+ConnBudgetTest::logout($monitor);
 
 # A server that shrank below the reservations: the worker loads what it can and says so.
 $node->safe_psql('postgres', q{

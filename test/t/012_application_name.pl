@@ -1,0 +1,44 @@
+# A login's application_name is what the server made of the startup packet's: PostgreSQL 15
+# writes each byte outside printable ASCII as '?', 16 and later as \xNN. Real logins with
+# such names land in the budget connbudget.match() names for the same name, on every
+# version, and the views show the name as the server does.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use ConnBudgetTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = start_node('application_name');
+$node->safe_psql('postgres', q{
+	CREATE ROLE worker LOGIN;
+	INSERT INTO connbudget.budgets (name, position, application_name, max_connections) VALUES
+	  ('cleaned_15', 1, 'caf??%', 5),
+	  ('cleaned_16', 2, 'caf\\\\xc3\\\\xa9%', 5);  -- q{} halves backslashes
+});
+reload_budgets($node);
+my $version = $node->safe_psql('postgres', 'SHOW server_version_num');
+my ($expected_budget, $expected_name) =
+  $version >= 160000 ? ('cleaned_16', 'caf\xc3\xa9-7') : ('cleaned_15', 'caf??-7');
+
+my $name = "caf\xc3\xa9-7";    # "café-7" in UTF-8, as a client sends it
+my $session = login($node, user => 'worker', application_name => $name);
+ok($session->{ok}, 'a login with a non-ASCII application_name gets in');
+my $matched = $node->safe_psql('postgres', "SELECT connbudget.match(convert_from('\\x" . unpack('H*', $name)
+	  . "', 'UTF8'), 'worker', 'postgres')");
+is($matched, $expected_budget, "match() names the budget of the server's cleaning ($expected_budget)");
+is($node->safe_psql('postgres', "SELECT budget || ' ' || application_name FROM connbudget.sessions WHERE pid = $session->{pid}"),
+	"$matched $expected_name", 'the real login is counted there, under the name as the server wrote it');
+is($node->safe_psql('postgres', "SELECT application_name FROM pg_stat_activity WHERE pid = $session->{pid}"),
+	$expected_name, 'which is the name pg_stat_activity shows');
+ConnBudgetTest::logout($session);
+
+my ($rc, $stdout, $stderr) = $node->psql('postgres',
+	q{INSERT INTO connbudget.budgets (name, application_name, max_connections) VALUES ('accents', 'café%', 5)});
+isnt($rc, 0, 'a pattern no login can carry is refused');
+like($stderr, $version >= 160000 ? qr/as \\xNN; write "caf\\\\xc3\\\\xa9%"/ : qr/as "\?"; write "caf\?\?%"/,
+	'with the pattern that matches such names on this version');
+
+$node->stop;
+done_testing();
