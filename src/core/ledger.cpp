@@ -1,8 +1,9 @@
-// The shared books of budgets and sessions (see ledger.hpp).
+// The shared books of budgets and sessions (see ledger.hpp): the block's layout, the
+// classification of a login, admission and release, the queues and their handoff.
+// Who has room is in ledger_room.cpp; configuration changes in ledger_configuration.cpp.
 #include "core/ledger.hpp"
 
 #include <algorithm>
-#include <limits>
 #include <new>
 
 #include "core/core_only.hpp"
@@ -14,32 +15,17 @@ constexpr std::size_t kAlign = alignof(std::max_align_t);
 
 constexpr std::size_t aligned(std::size_t n) noexcept { return (n + kAlign - 1) / kAlign * kAlign; }
 
-std::size_t budget_slots(std::int32_t max_budgets) noexcept {
+}  // namespace
+
+std::size_t Ledger::budget_slots(std::int32_t max_budgets) noexcept {
   return static_cast<std::size_t>(max_budgets) + kFirstConfiguredBudget;
 }
 
-std::size_t hash_table_size(std::int32_t max_budgets) noexcept {
-  std::size_t size = 16;
-  while (size < 2 * static_cast<std::size_t>(max_budgets)) size *= 2;
-  return size;
-}
-
-std::uint32_t name_hash(std::string_view name) noexcept {  // FNV-1a
-  std::uint32_t h = 2166136261u;
-  for (const char c : name) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
-  return h;
-}
-
-void record_peak(BudgetState& budget, std::int64_t now_us) noexcept {
+void Ledger::record_peak(BudgetState& budget, std::int64_t now_us) noexcept {
   if (budget.active <= budget.counters.peak) return;
   budget.counters.peak = budget.active;
   budget.counters.peak_at_us = now_us;
 }
-
-// Marks reconfigure() puts on budget slots.
-enum SlotMark : std::int32_t { kUntouched = 0, kKept = 1, kNew = 2 };
-
-}  // namespace
 
 std::size_t wait_bucket(std::int64_t waited_us) noexcept {
   std::size_t bucket = 0;
@@ -51,11 +37,6 @@ std::size_t Ledger::bytes_needed(std::int32_t max_budgets, std::int32_t max_sess
   return aligned(sizeof(LedgerHeader)) + aligned(budget_slots(max_budgets) * sizeof(BudgetState)) +
          aligned(static_cast<std::size_t>(max_budgets) * sizeof(std::int32_t)) +
          aligned(static_cast<std::size_t>(max_sessions) * sizeof(SessionState));
-}
-
-std::size_t Ledger::scratch_entries(std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
-  return static_cast<std::size_t>(max_budgets) + 2 * budget_slots(max_budgets) +
-         hash_table_size(max_budgets) + static_cast<std::size_t>(max_sessions);
 }
 
 Ledger::Ledger(void* block, std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
@@ -92,95 +73,6 @@ std::int32_t Ledger::classify(const LoginAttributes& login, bool exempt) const n
 const BudgetLimits& Ledger::limits_of(std::int32_t budget) const noexcept {
   static constexpr BudgetLimits unlimited{};
   return budget == kExemptBudget ? unlimited : budgets_[budget].definition.limits;
-}
-
-void Ledger::adopt(const Policy& policy) noexcept {
-  budgets_[kDefaultBudget].definition.limits = policy.default_limits;
-  header_->enforcement_enabled = policy.enforcement_enabled;
-  header_->capacity = policy.capacity;
-  header_->waiting_room = policy.waiting_room;
-}
-
-std::int32_t Ledger::unused_reservation(std::int32_t budget) const noexcept {
-  const BudgetState& state = budgets_[budget];
-  return std::max(0, state.reserved - state.active - state.waiting);
-}
-
-void Ledger::occupy(std::int32_t budget, std::int32_t active_delta, std::int32_t waiting_delta) noexcept {
-  BudgetState& state = budgets_[budget];
-  const std::int32_t unused_before = unused_reservation(budget);
-  const std::int32_t unused_sessions_before = std::max(0, state.reserved - state.active);
-  state.active += active_delta;
-  state.waiting += waiting_delta;
-  header_->occupied += active_delta + waiting_delta;
-  header_->sessions += active_delta;
-  header_->waiting += waiting_delta;
-  header_->unused_reserved += unused_reservation(budget) - unused_before;
-  header_->unused_reserved_sessions += std::max(0, state.reserved - state.active) - unused_sessions_before;
-}
-
-bool Ledger::session_room(std::int32_t budget) const noexcept {
-  const BudgetState& state = budgets_[budget];
-  if (budget == kExemptBudget || state.active < state.reserved) return true;
-  return header_->capacity - header_->waiting_room - header_->sessions - 1 >= header_->unused_reserved_sessions;
-}
-
-bool Ledger::backend_room(std::int32_t budget) const noexcept {
-  if (budget == kExemptBudget || unused_reservation(budget) > 0) return true;
-  return header_->capacity - header_->occupied - 1 >= header_->unused_reserved;
-}
-
-Admission Ledger::evaluate(std::int32_t budget, const Policy& policy) const noexcept {
-  const BudgetState& state = budgets_[budget];
-  const BudgetLimits& limits = limits_of(budget);
-  const Pressure pressure{state.active, state.waiting, session_room(budget), backend_room(budget), state.paused};
-  Admission a;
-  a.verdict = decide(limits, pressure, policy);
-  a.budget = budget;
-  a.active = state.active;
-  a.waiting = state.waiting;
-  a.limit = limits.max_connections;
-  a.reserved = state.reserved;
-  a.queue_timeout_ms = policy.queue_timeout_of(limits);
-  a.capacity = header_->capacity;
-  a.free = header_->capacity - header_->occupied;
-  a.reserved_for_others = header_->unused_reserved - unused_reservation(budget);
-  a.paused = state.paused;
-  Policy enforcing = policy;
-  enforcing.enforcement_enabled = true;
-  BudgetLimits enforced_limits = limits;
-  enforced_limits.mode = Mode::Enforce;
-  a.enforced = decide(enforced_limits, pressure, enforcing);
-  return a;
-}
-
-std::int32_t Ledger::youngest_waiter_below(std::int32_t priority) const noexcept {
-  std::int32_t victim_budget = kNoBudget;
-  for (std::int32_t b = header_->waiting_budgets; b != kNoBudget; b = budgets_[b].next_waiting) {
-    const std::int32_t mine = limits_of(b).priority;
-    if (mine >= priority) continue;
-    if (victim_budget == kNoBudget) {
-      victim_budget = b;
-      continue;
-    }
-    const std::int32_t best = limits_of(victim_budget).priority;
-    if (mine < best || (mine == best && sessions_[budgets_[b].queue_tail].ticket >
-                                            sessions_[budgets_[victim_budget].queue_tail].ticket))
-      victim_budget = b;
-  }
-  return victim_budget == kNoBudget ? kNoSession : budgets_[victim_budget].queue_tail;
-}
-
-std::int32_t Ledger::victim_for(std::int32_t budget, const Policy& policy) const noexcept {
-  // Displacing one waiter frees exactly one backend (its budget, being full, has no
-  // unused reservation) and no session: never displace for a login that would still not
-  // be let in.
-  const BudgetState& state = budgets_[budget];
-  if (state.paused && header_->enforcement_enabled) return kNoSession;  // it could not start anyway
-  const Pressure with_a_backend{state.active, state.waiting, session_room(budget), true, state.paused};
-  if (refuses(decide(limits_of(budget), with_a_backend, policy))) return kNoSession;
-  if (header_->capacity - header_->occupied < header_->unused_reserved) return kNoSession;
-  return youngest_waiter_below(limits_of(budget).priority);
 }
 
 LogLimiter::Decision Ledger::count_refusal(std::int32_t budget, Verdict verdict, std::int64_t now_us) noexcept {
@@ -305,20 +197,6 @@ void Ledger::unlink(std::int32_t session) noexcept {
   occupy(slot.budget, 0, -1);
 }
 
-bool Ledger::enforced(std::int32_t budget) const noexcept {
-  return header_->enforcement_enabled && limits_of(budget).mode == Mode::Enforce;
-}
-
-bool Ledger::head_may_start(std::int32_t budget) const noexcept {
-  const BudgetState& state = budgets_[budget];
-  if (state.queue_head == kNoSession) return false;
-  if (state.paused && header_->enforcement_enabled) return false;
-  if (!enforced(budget)) return true;
-  // Without a waiting room nobody waits for shared capacity: a waiter already holds its
-  // backend, and its budget's room is all it needs.
-  return has_room(limits_of(budget), state.active) && (header_->waiting_room == 0 || session_room(budget));
-}
-
 void Ledger::grant_waiters(std::int64_t now_us, Wakeups& wakeups) noexcept {
   while (header_->waiting > 0) {
     // The waiter to start next: of the budgets whose oldest waiter may start, the highest
@@ -402,206 +280,6 @@ std::int32_t queue_position(std::span<const SessionState> sessions, std::int32_t
   std::int32_t position = 1;
   for (std::int32_t s = sessions[session].prev; s != kNoSession; s = sessions[s].prev) ++position;
   return position;
-}
-
-std::size_t Ledger::table_size() const noexcept {
-  return hash_table_size(static_cast<std::int32_t>(match_order_.size()));
-}
-
-ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definitions,
-                                      const Policy& policy, std::span<std::int32_t> scratch,
-                                      std::int64_t now_us, Wakeups& wakeups) noexcept {
-  using Status = ReconfigureResult::Status;
-  ReconfigureResult result;
-  const std::size_t count = definitions.size();
-  if (count > match_order_.size() ||
-      scratch.size() < scratch_entries(static_cast<std::int32_t>(match_order_.size()),
-                                       static_cast<std::int32_t>(sessions_.size()))) {
-    result.status = Status::TooManyBudgets;
-    return result;
-  }
-  const std::span<std::int32_t> slot_of = scratch.first(match_order_.size());
-  const std::span<std::int32_t> mark = scratch.subspan(slot_of.size(), budgets_.size());
-  const std::span<std::int32_t> expected = scratch.subspan(slot_of.size() + mark.size(), budgets_.size());
-  const std::span<std::int32_t> table = scratch.subspan(slot_of.size() + 2 * budgets_.size(), table_size());
-  const std::span<std::int32_t> waiters = scratch.subspan(slot_of.size() + 2 * budgets_.size() + table.size(), sessions_.size());
-  const std::size_t mask = table.size() - 1;
-  std::ranges::fill(slot_of, kNoBudget);
-  std::ranges::fill(mark, kUntouched);
-  std::ranges::fill(table, kNoBudget);
-
-  // Plan, touching only scratch: index the new definitions by name, keep the slots of
-  // budgets that stay, and give each new budget a slot nobody keeps.
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::string_view name = definitions[i].name.view();
-    std::size_t pos = name_hash(name) & mask;
-    for (; table[pos] != kNoBudget; pos = (pos + 1) & mask) {
-      if (definitions[table[pos]].name.view() == name) {
-        result.status = Status::DuplicateName;
-        result.duplicate = name;
-        return result;
-      }
-    }
-    table[pos] = static_cast<std::int32_t>(i);
-  }
-  for (std::size_t slot = kFirstConfiguredBudget; slot < budgets_.size(); ++slot) {
-    if (!budgets_[slot].configured && !budgets_[slot].restored) continue;
-    const std::string_view name = budgets_[slot].definition.name.view();
-    for (std::size_t pos = name_hash(name) & mask; table[pos] != kNoBudget; pos = (pos + 1) & mask) {
-      if (definitions[table[pos]].name.view() == name) {
-        if (slot_of[table[pos]] != kNoBudget) break;  // never two slots for one budget
-        slot_of[table[pos]] = static_cast<std::int32_t>(slot);
-        mark[slot] = kKept;
-        break;
-      }
-    }
-  }
-  std::size_t free_slot = kFirstConfiguredBudget;
-  for (std::size_t i = 0; i < count; ++i) {
-    if (slot_of[i] != kNoBudget) continue;
-    while (mark[free_slot] != kUntouched) ++free_slot;  // count <= max_budgets: one exists
-    slot_of[i] = static_cast<std::int32_t>(free_slot);
-    mark[free_slot] = kNew;
-  }
-
-  // Apply.
-  bool changed = static_cast<std::int32_t>(count) != header_->configured_count;
-  for (std::size_t i = 0; i < count; ++i)
-    changed = changed || slot_of[i] != match_order_[i] || mark[slot_of[i]] == kNew ||
-              !(budgets_[slot_of[i]].definition == definitions[i]);
-  for (std::size_t slot = 0; slot < budgets_.size(); ++slot) expected[slot] = budgets_[slot].active;
-  for (std::size_t slot = kFirstConfiguredBudget; slot < budgets_.size(); ++slot) {
-    if (mark[slot] == kUntouched) {
-      budgets_[slot].configured = budgets_[slot].restored = false;
-      budgets_[slot].reserved = 0;
-    }
-    if (mark[slot] != kNew) continue;
-    budgets_[slot] = BudgetState();
-    budgets_[slot].configured = true;
-    budgets_[slot].counters.stats_reset_us = now_us;
-  }
-  bool uses_role_groups = false;
-  for (std::size_t i = 0; i < count; ++i) {
-    budgets_[slot_of[i]].definition = definitions[i];
-    budgets_[slot_of[i]].configured = true;
-    budgets_[slot_of[i]].restored = false;
-    match_order_[i] = slot_of[i];
-    uses_role_groups = uses_role_groups || definitions[i].rule.role_is_group;
-  }
-
-  // Recount from the session slots, moving sessions and waiters of deleted budgets to
-  // default, and rebuild every queue in arrival order.
-  for (BudgetState& budget : budgets_) {
-    budget.active = budget.waiting = 0;
-    budget.queue_head = budget.queue_tail = kNoSession;
-    budget.next_waiting = budget.prev_waiting = kNoBudget;
-  }
-  header_->waiting_budgets = kNoBudget;
-  adopt(policy);
-  // Reservations in match order, as far as the capacity goes.
-  std::int32_t promised = 0;
-  for (std::size_t i = 0; i < count; ++i) {
-    BudgetState& budget = budgets_[slot_of[i]];
-    budget.reserved = std::clamp(header_->capacity - promised, 0, budget.definition.limits.reserved);
-    promised += budget.reserved;
-    result.reservation_shortfall += budget.definition.limits.reserved - budget.reserved;
-  }
-  header_->occupied = header_->unused_reserved = 0;
-  header_->sessions = header_->unused_reserved_sessions = header_->waiting = 0;
-  std::size_t waiter_count = 0;
-  for (std::size_t s = 0; s < sessions_.size(); ++s) {
-    SessionState& session = sessions_[s];
-    if (session.phase == SessionPhase::Free) continue;
-    if (session.displaced_by >= kFirstConfiguredBudget && mark[session.displaced_by] != kKept)
-      session.displaced_by = kNoBudget;  // that budget is gone
-    if (session.budget >= kFirstConfiguredBudget && mark[session.budget] != kKept) {
-      if (session.phase == SessionPhase::Active) {
-        --expected[session.budget];
-        ++expected[kDefaultBudget];
-      }
-      if (session.phase != SessionPhase::Displaced) ++result.moved_to_default;
-      session.budget = kDefaultBudget;
-    }
-    if (session.phase == SessionPhase::Displaced) continue;
-    if (session.phase == SessionPhase::Active)
-      ++budgets_[session.budget].active;
-    else
-      waiters[waiter_count++] = static_cast<std::int32_t>(s);
-  }
-  for (std::size_t b = 0; b < budgets_.size(); ++b) {
-    header_->occupied += budgets_[b].active;
-    header_->sessions += budgets_[b].active;
-    header_->unused_reserved += unused_reservation(static_cast<std::int32_t>(b));
-    header_->unused_reserved_sessions += std::max(0, budgets_[b].reserved - budgets_[b].active);
-  }
-  std::sort(waiters.begin(), waiters.begin() + waiter_count,
-            [this](std::int32_t a, std::int32_t b) { return sessions_[a].ticket < sessions_[b].ticket; });
-  for (std::size_t i = 0; i < waiter_count; ++i) enqueue(waiters[i]);
-  for (std::size_t slot = 0; slot < budgets_.size(); ++slot) {
-    if (mark[slot] == kNew) continue;
-    if (budgets_[slot].active != expected[slot]) ++result.corrected;
-    record_peak(budgets_[slot], now_us);
-  }
-
-  header_->configured_count = static_cast<std::int32_t>(count);
-  header_->uses_role_groups = uses_role_groups;
-  if (changed) ++header_->generation;
-  result.status = changed ? Status::Applied : Status::Unchanged;
-
-  // Waiters below a raised reservation start first (that does not change what the server
-  // holds); then, if the raised reservations find the server full, waiters give their
-  // place, lowest priority and youngest first (sessions are never ended).
-  grant_waiters(now_us, wakeups);
-  while (header_->occupied + header_->unused_reserved > header_->capacity) {
-    const std::int32_t victim = youngest_waiter_below(std::numeric_limits<std::int32_t>::max());
-    if (victim == kNoSession) break;
-    displace(victim, kNoBudget, now_us);
-    wakeups.add(victim);
-    ++result.displaced;
-  }
-  result.overcommitted = std::max(0, header_->occupied + header_->unused_reserved - header_->capacity);
-
-  // Raised limits (or waiters moved to a budget with room) admit waiters at once.
-  grant_waiters(now_us, wakeups);
-  return result;
-}
-
-bool Ledger::reset_stats(std::optional<std::string_view> budget, std::int64_t now_us) noexcept {
-  const std::int32_t only = budget ? find(*budget) : kNoBudget;
-  if (budget && only == kNoBudget) return false;
-  for (std::size_t slot = 0; slot < budgets_.size(); ++slot) {
-    BudgetState& state = budgets_[slot];
-    if (!budget) state.restored = false;  // saved counters not yet claimed are reset too
-    if (!state.configured || (budget && static_cast<std::int32_t>(slot) != only)) continue;
-    state.counters = BudgetCounters();
-    state.counters.stats_reset_us = now_us;
-    record_peak(state, now_us);
-  }
-  return true;
-}
-
-void Ledger::set_paused(std::int32_t budget, bool paused, std::int64_t now_us, Wakeups& wakeups) noexcept {
-  budgets_[budget].paused = paused;
-  grant_waiters(now_us, wakeups);
-}
-
-bool Ledger::restore(std::string_view name, const BudgetCounters& counters) noexcept {
-  // One slot per name: a name given twice keeps its last counters.
-  std::int32_t slot = kNoBudget, free_slot = kNoBudget;
-  for (std::size_t s = 0; s < budgets_.size() && slot == kNoBudget; ++s) {
-    const BudgetState& budget = budgets_[s];
-    if ((budget.configured || budget.restored) && budget.definition.name.view() == name)
-      slot = static_cast<std::int32_t>(s);
-    else if (free_slot == kNoBudget && s >= kFirstConfiguredBudget && !budget.configured && !budget.restored)
-      free_slot = static_cast<std::int32_t>(s);
-  }
-  if (slot == kNoBudget) {
-    if (free_slot == kNoBudget || !budgets_[free_slot].definition.name.assign(name)) return false;
-    slot = free_slot;
-    budgets_[slot].restored = true;
-  }
-  budgets_[slot].counters = counters;
-  return true;
 }
 
 std::size_t Ledger::take_suppressed(std::int64_t now_us, std::span<SuppressedLines> out,

@@ -299,6 +299,8 @@ class Ledger {
   }
 
  private:
+  static std::size_t budget_slots(std::int32_t max_budgets) noexcept;
+  static void record_peak(BudgetState& budget, std::int64_t now_us) noexcept;
   std::size_t table_size() const noexcept;
   void enqueue(std::int32_t session) noexcept;
   void unlink(std::int32_t session) noexcept;
