@@ -45,7 +45,8 @@ CREATE FUNCTION connbudget.status(
     OUT rejected_full bigint, OUT rejected_queue_full bigint, OUT rejected_reserved bigint,
     OUT rejected_paused bigint, OUT terminated bigint, OUT would_reject bigint,
     OUT would_queue bigint, OUT waits bigint, OUT wait_total_ms double precision,
-    OUT peak_at timestamptz, OUT last_refusal_at timestamptz, OUT paused boolean)
+    OUT peak_at timestamptz, OUT last_refusal_at timestamptz, OUT paused boolean,
+    OUT rejected_server_full bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_status' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.status AS SELECT * FROM connbudget.status();
 

@@ -47,8 +47,9 @@ COMMIT;
 SELECT connbudget.reload() > 0 AS live;
 SELECT max_connections FROM connbudget.status WHERE budget = 'api';
 
--- Reservations in status: how much of each is in use, and what nobody has reserved
--- (capacity 47 = 50 - 3; api reserves 4 and uses none; this session is exempt).
+-- Reservations in status: how much of each is in use, and what no budget is entitled to
+-- (capacity 47 = 50 - 3; api 11 and workers 20 fit it, so each is entitled to its
+-- max_connections: 47 - 31 - this exempt session = 15).
 SELECT budget, reserved, reserved_in_use, server_free, priority FROM connbudget.status;
 
 -- explain(): the verdict a login would get now, why, and the numbers behind it.

@@ -1,9 +1,9 @@
 // The admission decision for one login: given its budget's limits, how many sessions the
 // budget holds and how many logins wait for it, and whether the server has room for one
-// more session, or at least one more waiting login, without touching other budgets'
-// unused reservations: admit it, admit it although enforcement would not (monitor mode or
-// connbudget.enabled = off), queue it, or refuse it. A paused budget admits nobody new.
-// Pure; the ledger applies the verdict.
+// more session, or at least one more waiting login, without touching the backends other
+// budgets are entitled to: admit it, admit it although enforcement would not (monitor
+// mode or connbudget.enabled = off), queue it, or refuse it. A paused budget admits nobody
+// new. Pure; the ledger applies the verdict.
 #pragma once
 
 #include <cstdint>
@@ -20,12 +20,14 @@ enum class Verdict : std::uint8_t {
   RefuseQueueFull,  // the budget is full and so is its queue
   RefuseReserved,   // what the server has left is reserved for other budgets
   RefusePaused,     // an administrator paused the budget, and it refuses rather than queues
+  RefuseServerFull,  // the server has no backend left for an ordinary login at all
 };
 
 // True for the verdicts that turn the login away.
 constexpr bool refuses(Verdict verdict) noexcept {
   return verdict == Verdict::Refuse || verdict == Verdict::RefuseQueueFull ||
-         verdict == Verdict::RefuseReserved || verdict == Verdict::RefusePaused;
+         verdict == Verdict::RefuseReserved || verdict == Verdict::RefusePaused ||
+         verdict == Verdict::RefuseServerFull;
 }
 
 // What the settings say for everything a budget row leaves to them.
@@ -55,11 +57,15 @@ struct Pressure {
   std::int32_t active = 0;   // sessions the budget holds
   std::int32_t waiting = 0;  // logins waiting for it
   // True if one more session of this budget fits the capacity less the waiting room
-  // beside every other budget's unused reservation (always true below its reservation).
+  // beside the backends other budgets are entitled to and do not use (always true while
+  // the budget is below its own entitlement).
   bool session_room = true;
-  // True if one more backend of this budget (a session or a waiting login) fits the
-  // capacity beside every other budget's unused reservation.
+  // True if one more backend of this budget (a session or a waiting login) is free beside
+  // the backends other budgets are entitled to and do not use.
   bool backend_room = true;
+  // Without backend room: true if the server has no backend left for it even ignoring
+  // other budgets' entitlements.
+  bool server_full = false;
   // True if an administrator paused the budget (connbudget.pause()): it takes no new
   // session whatever its room, in monitor mode too; only connbudget.enabled = off admits.
   bool paused = false;

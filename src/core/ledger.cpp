@@ -81,6 +81,7 @@ LogLimiter::Decision Ledger::count_refusal(std::int32_t budget, Verdict verdict,
     case Verdict::Refuse: ++c.rejected_full; break;
     case Verdict::RefuseQueueFull: ++c.rejected_queue_full; break;
     case Verdict::RefusePaused: ++c.rejected_paused; break;
+    case Verdict::RefuseServerFull: ++c.rejected_server_full; break;
     default: ++c.rejected_reserved; break;
   }
   c.last_refusal_us = now_us;
@@ -93,11 +94,12 @@ void Ledger::displace(std::int32_t waiter, std::int32_t by, std::int64_t now_us)
   slot.displaced_log = count_refusal(slot.budget, Verdict::RefuseReserved, now_us);
   slot.phase = SessionPhase::Displaced;
   slot.displaced_by = by;
+  ++header_->displaced;
 }
 
 Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
-                        std::int32_t pid, const Policy& policy, std::int64_t now_us,
-                        Wakeups& wakeups) noexcept {
+                        std::int32_t pid, const Policy& policy, const FreeBackends& free,
+                        std::int64_t now_us, Wakeups& wakeups) noexcept {
   if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size() || budget < 0 ||
       static_cast<std::size_t>(budget) >= budgets_.size())
     return Admission{};
@@ -108,13 +110,13 @@ Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAt
   grant_waiters(now_us, wakeups);
 
   BudgetState& state = budgets_[budget];
-  Admission admission = evaluate(budget, policy);
-  if (admission.verdict == Verdict::RefuseReserved) {
-    const std::int32_t victim = victim_for(budget, policy);
+  Admission admission = evaluate(budget, policy, free);
+  if (admission.verdict == Verdict::RefuseReserved || admission.verdict == Verdict::RefuseServerFull) {
+    const std::int32_t victim = victim_for(budget, policy, free);
     if (victim != kNoSession) {
       displace(victim, budget, now_us);
       wakeups.add(victim);
-      admission = evaluate(budget, policy);
+      admission = evaluate(budget, policy, free);
       admission.displaced = victim;
     }
   }
@@ -240,6 +242,7 @@ void Ledger::release(std::int32_t session, std::int64_t now_us, Wakeups& wakeups
   const std::int32_t budget = slot.budget;
   if (slot.phase == SessionPhase::Free) return;
   if (slot.phase == SessionPhase::Displaced) {  // counted nowhere any more
+    --header_->displaced;
     slot = SessionState();
     return;
   }

@@ -9,20 +9,26 @@
 // every function that frees capacity or changes limits grants all waiters that now fit
 // and lists them in a Wakeups, whose latches the caller sets after releasing the lock.
 //
-// Reservations: every counted session and every waiting login holds one of the server's
-// backends (the capacity). A budget below its reservation is always admitted. Above it, a
-// session needs room in the capacity less the waiting room beside every other budget's
-// unused reservation; without it, a login of a queueing budget waits for shared capacity,
-// if the server has a backend for it beside those reservations. Capacity that frees goes
-// to the waiters that can take it by budget priority, then arrival (FIFO within a
-// budget). A login the server has no backend for takes the place of the youngest waiter
-// of a budget with a lower priority, if there is one (that waiter is displaced, told so).
+// Entitlements: every counted session and every waiting login holds one of the server's
+// backends (the capacity). A budget is entitled to its reservation, or, when every
+// budget's max_connections fits the capacity (less the waiting room), to its
+// max_connections. A login below its budget's entitlement is always admitted (its budget
+// permitting). Beyond it, a session needs room in the capacity less the waiting room
+// beside every other budget's unused entitlement, and a backend that is really free
+// beside them (FreeBackends: PostgreSQL's own count, which sees logins still starting or
+// on their way out); without the first, a login of a queueing budget waits for shared
+// capacity, if such a backend is free for it. So waiting logins never take a backend
+// another budget is entitled to. Capacity that frees goes to the waiters that can take it
+// by budget priority, then arrival (FIFO within a budget). A login the server has no
+// backend for takes the place of the youngest waiter of a budget with a lower priority,
+// if there is one (that waiter is displaced, told so).
 //
 // Invariants: a budget's `active` and `waiting` equal the numbers of session slots naming
 // it in that state, and its queue holds exactly its waiting slots, oldest first; the
-// header's `occupied` and `unused_reserved` are the sums over all budgets. Slots are the
-// truth: reconfigure() recounts and rebuilds everything from them. Nobody waits while
-// their budget could take one more session, unless it is paused.
+// header's `occupied`, `unused_entitled` and the other sums are the sums over all budgets;
+// `displaced` counts the displaced slots. Slots are the truth: reconfigure() recounts and
+// rebuilds everything from them. Nobody waits while their budget could take one more
+// session, unless it is paused.
 #pragma once
 
 #include <array>
@@ -36,6 +42,7 @@
 #include "core/budget.hpp"
 #include "core/client_address.hpp"
 #include "core/fixed_string.hpp"
+#include "core/free_backends.hpp"
 #include "core/log_limiter.hpp"
 #include "core/login_attributes.hpp"
 
@@ -64,6 +71,7 @@ struct BudgetCounters {
   std::int64_t rejected_queue_full = 0;  // full, and so was its queue
   std::int64_t rejected_reserved = 0;    // the rest was reserved for others (waiters displaced too)
   std::int64_t rejected_paused = 0;      // the budget was paused and refuses
+  std::int64_t rejected_server_full = 0;  // the server had no backend left for an ordinary login
   std::int64_t queued = 0;
   std::int64_t timed_out = 0;
   std::int64_t abandoned = 0;   // left the queue: client gone
@@ -81,7 +89,7 @@ struct BudgetCounters {
 
   // Logins turned away at once (timeouts are counted apart).
   std::int64_t rejected() const noexcept {
-    return rejected_full + rejected_queue_full + rejected_reserved + rejected_paused;
+    return rejected_full + rejected_queue_full + rejected_reserved + rejected_paused + rejected_server_full;
   }
 };
 
@@ -89,6 +97,9 @@ struct BudgetState {
   BudgetDefinition definition;  // for default: the limits of the last login's settings
   bool configured = false;  // part of the live configuration (always true for the implicit two)
   std::int32_t reserved = 0;  // the reservation honoured: definition's, cut if the server is short
+  // Backends it is owed: its honoured reservation, or its max_connections when every
+  // budget's fits the capacity (LedgerHeader::fits).
+  std::int32_t entitled = 0;
   std::int32_t active = 0;
   std::int32_t waiting = 0;
   std::int32_t queue_head = kNoSession;  // oldest waiter
@@ -130,10 +141,14 @@ struct LedgerHeader {
   std::int32_t capacity = 0;         // the server's backends for ordinary logins (Policy)
   std::int32_t waiting_room = 0;     // of which sessions beyond reservations leave free (Policy)
   std::int32_t occupied = 0;         // sum of active + waiting over all budgets
-  std::int32_t unused_reserved = 0;  // sum of reserved - active - waiting, where positive
+  std::int32_t unused_entitled = 0;  // sum of entitled - active - waiting, where positive
   std::int32_t sessions = 0;         // sum of active over all budgets
-  std::int32_t unused_reserved_sessions = 0;  // sum of reserved - active, where positive
+  std::int32_t unused_entitled_sessions = 0;  // sum of entitled - active, where positive
   std::int32_t waiting = 0;          // sum of waiting over all budgets
+  std::int32_t displaced = 0;        // displaced waiters whose backends have not exited yet
+  // Every budget's max_connections (and default's, if limited) fits the capacity less the
+  // waiting room: each budget is entitled to its max_connections, not only its reservation.
+  bool fits = false;
   std::int32_t waiting_budgets = kNoBudget;  // first budget with waiters (linked list)
   std::int32_t configured_count = 0;
   bool uses_role_groups = false;  // some budget matches "+role": logins must supply member_of
@@ -148,8 +163,12 @@ struct Admission {
   std::int32_t reserved = 0;  // the budget's reservation
   std::int32_t queue_timeout_ms = 0;  // with Verdict::Queue: how long to wait at most
   std::int32_t capacity = 0;          // the server then: its capacity,
-  std::int32_t free = 0;              // how much of it was free,
-  std::int32_t reserved_for_others = 0;  // and how much of that other budgets had reserved
+  std::int32_t free = 0;              // how much of it the ledger counted free,
+  std::int32_t reserved_for_others = 0;  // and how much of that other budgets were entitled to;
+  std::int32_t server_sessions = 0;   // the sessions (superusers' included),
+  std::int32_t server_exempt = 0;     // the superusers' sessions,
+  std::int32_t server_waiting = 0;    // the waiting logins
+  std::int32_t server_displaced = 0;  // and the displaced ones still leaving it counted
   std::int32_t displaced = kNoSession;   // a lower-priority waiter that gave its place
   Verdict enforced = Verdict::Admit;     // what enforcement would do (differs in monitor mode)
   bool paused = false;                   // the budget is paused
@@ -220,21 +239,22 @@ class Ledger {
   // budget (in match order) whose rule matches, else kDefaultBudget.
   std::int32_t classify(const LoginAttributes& login, bool exempt) const noexcept;
 
-  // What a login into `budget` would get now, with the numbers; changes nothing.
-  Admission evaluate(std::int32_t budget, const Policy& policy) const noexcept;
+  // What a login into `budget` would get now, with the numbers; changes nothing. `free`
+  // says what the server really has free for it.
+  Admission evaluate(std::int32_t budget, const Policy& policy, const FreeBackends& free) const noexcept;
 
   // The waiter that would give its place to a login of `budget` the server has no backend
   // for: the youngest of the lowest-priority budget below it, provided that one backend is
   // all the login lacks (displacing frees a backend, never a session). kNoSession if none.
-  std::int32_t victim_for(std::int32_t budget, const Policy& policy) const noexcept;
+  std::int32_t victim_for(std::int32_t budget, const Policy& policy, const FreeBackends& free) const noexcept;
 
   // Decides the login of session slot `session` into `budget` and books the slot as
   // active (admitted) or waiting (queued), or books nothing (refused); may displace a
   // lower-priority waiter (listed in wakeups). A slot still booked is released first.
   // Also records the policy's default limits, enforcement switch and capacity.
   Admission admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
-                  std::int32_t pid, const Policy& policy, std::int64_t now_us,
-                  Wakeups& wakeups) noexcept;
+                  std::int32_t pid, const Policy& policy, const FreeBackends& free,
+                  std::int64_t now_us, Wakeups& wakeups) noexcept;
 
   // Gives back what session slot `session` holds, if anything (a waiter leaving this way
   // counts as abandoned). Idempotent.
@@ -307,22 +327,29 @@ class Ledger {
   // The list of budgets that have waiters, which grant_waiters and displacement scan.
   void link_waiting_budget(std::int32_t budget) noexcept;
   void unlink_waiting_budget(std::int32_t budget) noexcept;
-  // The part of a budget's reservation it does not use.
-  std::int32_t unused_reservation(std::int32_t budget) const noexcept;
+  // The part of a budget's entitlement it does not use (counting its waiters).
+  std::int32_t unused_entitlement(std::int32_t budget) const noexcept;
+  // Sets every budget's entitlement from the configuration and the capacity, and the
+  // header's sums from the counts.
+  void refresh_entitlements() noexcept;
   // Changes a budget's counts, keeping the header's sums true.
   void occupy(std::int32_t budget, std::int32_t active_delta, std::int32_t waiting_delta) noexcept;
   // True if one more session of `budget` leaves the waiting room and every other unused
-  // reservation free.
+  // entitlement free (as the ledger counts).
   bool session_room(std::int32_t budget) const noexcept;
-  // True if one more backend of `budget` leaves every other unused reservation free.
-  bool backend_room(std::int32_t budget) const noexcept;
+  // True if one more backend of `budget` leaves every other unused entitlement free, as
+  // the ledger counts and as the server really has them (`free`; asked only if needed).
+  bool backend_room(std::int32_t budget, const FreeBackends& free) const noexcept;
+  // Pressure on `budget` for a login now.
+  Pressure pressure_on(std::int32_t budget, const FreeBackends& free) const noexcept;
   // The youngest waiter of the lowest-priority budget whose priority is below `priority`.
   std::int32_t youngest_waiter_below(std::int32_t priority) const noexcept;
   // Takes a waiter out of its queue: it gave its place (to `by`, or to reservations).
   void displace(std::int32_t waiter, std::int32_t by, std::int64_t now_us) noexcept;
   // Counts a login turned away for `verdict` (or a displaced waiter); the log decision.
   LogLimiter::Decision count_refusal(std::int32_t budget, Verdict verdict, std::int64_t now_us) noexcept;
-  // Applies the policy's settings to the ledger.
+  // Applies the policy's settings to the ledger (entitlements follow a changed capacity,
+  // waiting room or default limit).
   void adopt(const Policy& policy) noexcept;
   // True if `budget` is enforced (neither in monitor mode nor with enforcement off).
   bool enforced(std::int32_t budget) const noexcept;

@@ -134,8 +134,8 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
     promised += budget.reserved;
     result.reservation_shortfall += budget.definition.limits.reserved - budget.reserved;
   }
-  header_->occupied = header_->unused_reserved = 0;
-  header_->sessions = header_->unused_reserved_sessions = header_->waiting = 0;
+  header_->configured_count = static_cast<std::int32_t>(count);
+  header_->occupied = header_->sessions = header_->waiting = header_->displaced = 0;
   std::size_t waiter_count = 0;
   for (std::size_t s = 0; s < sessions_.size(); ++s) {
     SessionState& session = sessions_[s];
@@ -150,18 +150,20 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
       if (session.phase != SessionPhase::Displaced) ++result.moved_to_default;
       session.budget = kDefaultBudget;
     }
-    if (session.phase == SessionPhase::Displaced) continue;
+    if (session.phase == SessionPhase::Displaced) {
+      ++header_->displaced;
+      continue;
+    }
     if (session.phase == SessionPhase::Active)
       ++budgets_[session.budget].active;
     else
       waiters[waiter_count++] = static_cast<std::int32_t>(s);
   }
-  for (std::size_t b = 0; b < budgets_.size(); ++b) {
-    header_->occupied += budgets_[b].active;
-    header_->sessions += budgets_[b].active;
-    header_->unused_reserved += unused_reservation(static_cast<std::int32_t>(b));
-    header_->unused_reserved_sessions += std::max(0, budgets_[b].reserved - budgets_[b].active);
+  for (const BudgetState& budget : budgets_) {
+    header_->occupied += budget.active;
+    header_->sessions += budget.active;
   }
+  refresh_entitlements();  // and the unused sums, from the sessions (waiters join below)
   std::sort(waiters.begin(), waiters.begin() + waiter_count,
             [this](std::int32_t a, std::int32_t b) { return sessions_[a].ticket < sessions_[b].ticket; });
   for (std::size_t i = 0; i < waiter_count; ++i) enqueue(waiters[i]);
@@ -171,7 +173,6 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
     record_peak(budgets_[slot], now_us);
   }
 
-  header_->configured_count = static_cast<std::int32_t>(count);
   header_->uses_role_groups = uses_role_groups;
   if (changed) ++header_->generation;
   result.status = changed ? Status::Applied : Status::Unchanged;
@@ -180,14 +181,14 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   // holds); then, if the raised reservations find the server full, waiters give their
   // place, lowest priority and youngest first (sessions are never ended).
   grant_waiters(now_us, wakeups);
-  while (header_->occupied + header_->unused_reserved > header_->capacity) {
+  while (header_->occupied + header_->unused_entitled > header_->capacity) {
     const std::int32_t victim = youngest_waiter_below(std::numeric_limits<std::int32_t>::max());
     if (victim == kNoSession) break;
     displace(victim, kNoBudget, now_us);
     wakeups.add(victim);
     ++result.displaced;
   }
-  result.overcommitted = std::max(0, header_->occupied + header_->unused_reserved - header_->capacity);
+  result.overcommitted = std::max(0, header_->occupied + header_->unused_entitled - header_->capacity);
 
   // Raised limits (or waiters moved to a budget with room) admit waiters at once.
   grant_waiters(now_us, wakeups);

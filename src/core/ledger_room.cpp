@@ -1,6 +1,7 @@
-// Who has room in the ledger (see ledger.hpp): a budget's own limit, the server's
-// backends beside other budgets' unused reservations, the waiting room, enforcement and
-// pauses, and which waiter gives its place when the server has no backend left.
+// Who has room in the ledger (see ledger.hpp): entitlements, a budget's own limit, the
+// server's backends beside other budgets' unused entitlements (as counted, and as the
+// server really has them), the waiting room, enforcement and pauses, and which waiter
+// gives its place when the server has no backend left.
 #include "core/ledger.hpp"
 
 #include <algorithm>
@@ -10,45 +11,83 @@
 namespace connbudget {
 
 void Ledger::adopt(const Policy& policy) noexcept {
+  const bool entitlements_change = !(budgets_[kDefaultBudget].definition.limits == policy.default_limits) ||
+                                   header_->capacity != policy.capacity ||
+                                   header_->waiting_room != policy.waiting_room;
   budgets_[kDefaultBudget].definition.limits = policy.default_limits;
   header_->enforcement_enabled = policy.enforcement_enabled;
   header_->capacity = policy.capacity;
   header_->waiting_room = policy.waiting_room;
+  if (entitlements_change) refresh_entitlements();
 }
 
-std::int32_t Ledger::unused_reservation(std::int32_t budget) const noexcept {
+void Ledger::refresh_entitlements() noexcept {
+  // Do all budgets' limits fit? Then each is entitled to its max_connections.
+  std::int64_t wanted = 0;
+  for (const std::int32_t index : match_order()) wanted += budgets_[index].definition.limits.max_connections;
+  const std::int32_t default_max = budgets_[kDefaultBudget].definition.limits.max_connections;
+  if (default_max != BudgetLimits::kUnlimited) wanted += default_max;
+  header_->fits = wanted <= header_->capacity - header_->waiting_room;
+  header_->unused_entitled = header_->unused_entitled_sessions = 0;
+  for (std::size_t b = 0; b < budgets_.size(); ++b) {
+    BudgetState& state = budgets_[b];
+    const std::int32_t max = b == kExemptBudget ? 0 : state.definition.limits.max_connections;
+    state.entitled = header_->fits && state.configured && max != BudgetLimits::kUnlimited
+                         ? std::max(max, state.reserved)
+                         : state.reserved;
+    header_->unused_entitled += unused_entitlement(static_cast<std::int32_t>(b));
+    header_->unused_entitled_sessions += std::max(0, state.entitled - state.active);
+  }
+}
+
+std::int32_t Ledger::unused_entitlement(std::int32_t budget) const noexcept {
   const BudgetState& state = budgets_[budget];
-  return std::max(0, state.reserved - state.active - state.waiting);
+  return std::max(0, state.entitled - state.active - state.waiting);
 }
 
 void Ledger::occupy(std::int32_t budget, std::int32_t active_delta, std::int32_t waiting_delta) noexcept {
   BudgetState& state = budgets_[budget];
-  const std::int32_t unused_before = unused_reservation(budget);
-  const std::int32_t unused_sessions_before = std::max(0, state.reserved - state.active);
+  const std::int32_t unused_before = unused_entitlement(budget);
+  const std::int32_t unused_sessions_before = std::max(0, state.entitled - state.active);
   state.active += active_delta;
   state.waiting += waiting_delta;
   header_->occupied += active_delta + waiting_delta;
   header_->sessions += active_delta;
   header_->waiting += waiting_delta;
-  header_->unused_reserved += unused_reservation(budget) - unused_before;
-  header_->unused_reserved_sessions += std::max(0, state.reserved - state.active) - unused_sessions_before;
+  header_->unused_entitled += unused_entitlement(budget) - unused_before;
+  header_->unused_entitled_sessions += std::max(0, state.entitled - state.active) - unused_sessions_before;
 }
 
 bool Ledger::session_room(std::int32_t budget) const noexcept {
   const BudgetState& state = budgets_[budget];
-  if (budget == kExemptBudget || state.active < state.reserved) return true;
-  return header_->capacity - header_->waiting_room - header_->sessions - 1 >= header_->unused_reserved_sessions;
+  if (budget == kExemptBudget || state.active < state.entitled) return true;
+  return header_->capacity - header_->waiting_room - header_->sessions - 1 >= header_->unused_entitled_sessions;
 }
 
-bool Ledger::backend_room(std::int32_t budget) const noexcept {
-  if (budget == kExemptBudget || unused_reservation(budget) > 0) return true;
-  return header_->capacity - header_->occupied - 1 >= header_->unused_reserved;
+bool Ledger::backend_room(std::int32_t budget, const FreeBackends& free) const noexcept {
+  if (budget == kExemptBudget || unused_entitlement(budget) > 0) return true;
+  // First as the ledger counts (no need to ask the server if that says no), then as the
+  // server has them: a displaced waiter's backend is as good as free, it is leaving.
+  return header_->capacity - header_->occupied - 1 >= header_->unused_entitled &&
+         free.at_least(header_->unused_entitled - header_->displaced);
 }
 
-Admission Ledger::evaluate(std::int32_t budget, const Policy& policy) const noexcept {
+Pressure Ledger::pressure_on(std::int32_t budget, const FreeBackends& free) const noexcept {
+  const BudgetState& state = budgets_[budget];
+  Pressure pressure{.active = state.active,
+                    .waiting = state.waiting,
+                    .session_room = session_room(budget),
+                    .backend_room = backend_room(budget, free),
+                    .paused = state.paused};
+  if (!pressure.backend_room)
+    pressure.server_full = header_->capacity - header_->occupied - 1 < 0 || !free.at_least(-header_->displaced);
+  return pressure;
+}
+
+Admission Ledger::evaluate(std::int32_t budget, const Policy& policy, const FreeBackends& free) const noexcept {
   const BudgetState& state = budgets_[budget];
   const BudgetLimits& limits = limits_of(budget);
-  const Pressure pressure{state.active, state.waiting, session_room(budget), backend_room(budget), state.paused};
+  const Pressure pressure = pressure_on(budget, free);
   Admission a;
   a.verdict = decide(limits, pressure, policy);
   a.budget = budget;
@@ -59,7 +98,11 @@ Admission Ledger::evaluate(std::int32_t budget, const Policy& policy) const noex
   a.queue_timeout_ms = policy.queue_timeout_of(limits);
   a.capacity = header_->capacity;
   a.free = header_->capacity - header_->occupied;
-  a.reserved_for_others = header_->unused_reserved - unused_reservation(budget);
+  a.reserved_for_others = header_->unused_entitled - unused_entitlement(budget);
+  a.server_sessions = header_->sessions;
+  a.server_exempt = budgets_[kExemptBudget].active;
+  a.server_waiting = header_->waiting;
+  a.server_displaced = header_->displaced;
   a.paused = state.paused;
   Policy enforcing = policy;
   enforcing.enforcement_enabled = true;
@@ -74,6 +117,8 @@ std::int32_t Ledger::youngest_waiter_below(std::int32_t priority) const noexcept
   for (std::int32_t b = header_->waiting_budgets; b != kNoBudget; b = budgets_[b].next_waiting) {
     const std::int32_t mine = limits_of(b).priority;
     if (mine >= priority) continue;
+    // Its waiter frees a backend only if the budget holds more than it is entitled to.
+    if (budgets_[b].active + budgets_[b].waiting <= budgets_[b].entitled) continue;
     if (victim_budget == kNoBudget) {
       victim_budget = b;
       continue;
@@ -86,15 +131,20 @@ std::int32_t Ledger::youngest_waiter_below(std::int32_t priority) const noexcept
   return victim_budget == kNoBudget ? kNoSession : budgets_[victim_budget].queue_tail;
 }
 
-std::int32_t Ledger::victim_for(std::int32_t budget, const Policy& policy) const noexcept {
-  // Displacing one waiter frees exactly one backend (its budget, being full, has no
-  // unused reservation) and no session: never displace for a login that would still not
-  // be let in.
+std::int32_t Ledger::victim_for(std::int32_t budget, const Policy& policy, const FreeBackends& free) const noexcept {
+  // Displacing one waiter frees exactly one backend and no session: never displace for a
+  // login that would still not be let in.
   const BudgetState& state = budgets_[budget];
   if (state.paused && header_->enforcement_enabled) return kNoSession;  // it could not start anyway
-  const Pressure with_a_backend{state.active, state.waiting, session_room(budget), true, state.paused};
+  const Pressure with_a_backend{.active = state.active,
+                                .waiting = state.waiting,
+                                .session_room = session_room(budget),
+                                .backend_room = true,
+                                .paused = state.paused};
   if (refuses(decide(limits_of(budget), with_a_backend, policy))) return kNoSession;
-  if (header_->capacity - header_->occupied < header_->unused_reserved) return kNoSession;
+  if (header_->capacity - header_->occupied < header_->unused_entitled ||
+      !free.at_least(header_->unused_entitled - header_->displaced - 1))
+    return kNoSession;
   return youngest_waiter_below(limits_of(budget).priority);
 }
 

@@ -54,17 +54,21 @@ Assessment assess(FunctionCallInfo fcinfo) {
                                   PG_ARGISNULL(3) ? nullptr : PG_GETARG_INET_PP(3));
   login.add_groups();  // catalog lookups: before the lock
   const Policy policy = current_policy();
+  // Such a login would first take a backend of its own.
+  const ServerBackends free(login.kept_free, 1);
   Assessment assessment;
   LWLockAcquire(state.lock, LW_SHARED);
   const std::int32_t budget = ledger().classify(login.attributes, login.exempt);
   assessment.budget = ledger().budgets()[budget].definition.name;
-  assessment.admission = ledger().evaluate(budget, policy);
-  if (assessment.admission.verdict == Verdict::RefuseReserved)
-    if (const std::int32_t victim = ledger().victim_for(budget, policy); victim != kNoSession) {
+  assessment.admission = ledger().evaluate(budget, policy, free);
+  const Verdict verdict = assessment.admission.verdict;
+  if (verdict == Verdict::RefuseReserved || verdict == Verdict::RefuseServerFull)
+    if (const std::int32_t victim = ledger().victim_for(budget, policy, free); victim != kNoSession) {
       const BudgetState& state_of_budget = ledger().budgets()[budget];
       assessment.would_displace = ledger().budgets()[ledger().sessions()[victim].budget].definition.name;
       assessment.then = decide(ledger().limits_of(budget),
-                               Pressure{state_of_budget.active, state_of_budget.waiting, true}, policy);
+                               Pressure{.active = state_of_budget.active, .waiting = state_of_budget.waiting},
+                               policy);
     }
   LWLockRelease(state.lock);
   return assessment;
@@ -79,6 +83,7 @@ const char* verdict_name(Verdict verdict) {
     case Verdict::RefuseQueueFull: return "refuse: queue full";
     case Verdict::RefuseReserved: return "refuse: reserved for other budgets";
     case Verdict::RefusePaused: return "refuse: budget paused";
+    case Verdict::RefuseServerFull: return "refuse: server full";
   }
   return "?";
 }
@@ -94,6 +99,9 @@ const char* verdict_reason(Verdict verdict) {
     case Verdict::RefuseQueueFull: return "the budget is full and max_queue logins already wait";
     case Verdict::RefuseReserved: return "what the server has left is reserved for other budgets";
     case Verdict::RefusePaused: return "an administrator paused the budget (connbudget.resume() lets logins in)";
+    case Verdict::RefuseServerFull:
+      return "every connection of the server for ordinary logins is in use (sessions, waiting logins, and logins "
+             "still starting or ending)";
   }
   return "?";
 }

@@ -51,9 +51,11 @@ Login login_of(const char* application_name, const char* role_name, const char* 
       HeapTupleIsValid(tuple)) {
     const auto* form = reinterpret_cast<Form_pg_authid>(GETSTRUCT(tuple));
     login.role = form->oid;
+    login.superuser = form->rolsuper;
     login.exempt = exempt_superusers && form->rolsuper;
     ReleaseSysCache(tuple);
   }
+  login.kept_free = kept_free_slots_from(login.role, login.superuser);
   return login;
 }
 

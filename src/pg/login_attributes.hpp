@@ -16,7 +16,9 @@ namespace connbudget::pg {
 struct Login {
   LoginAttributes attributes;
   Oid role = InvalidOid;
+  bool superuser = false;
   bool exempt = false;       // a superuser, and connbudget.exempt_superusers is on
+  int kept_free = 0;         // backends PostgreSQL keeps from this login (version_compat)
   bool has_groups = false;   // attributes.member_of is filled in
 
   // Fills attributes.member_of with every role `role` is a member of, at any depth (what

@@ -2,11 +2,14 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "common/string.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/postmaster.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/resowner.h"
 #if PG_VERSION_NUM >= 170000
 #include "utils/wait_event.h"
@@ -42,12 +45,91 @@ int kept_free_slots() {
 #endif
 }
 
-bool kept_free_slots_are_free() {
+const char* describe_kept_free_slots() {
+#if PG_VERSION_NUM >= 160000
+  if (ReservedConnections > 0)
+    return psprintf("superuser_reserved_connections and reserved_connections keep %d more for superusers and "
+                    "roles with privileges of pg_use_reserved_connections.",
+                    SuperuserReservedConnections + ReservedConnections);
+#endif
+  if (kept_free_slots() == 0) return "";
+  return psprintf("superuser_reserved_connections keeps %d more for superusers.", kept_free_slots());
+}
+
+int kept_free_slots_from(Oid role, bool superuser) {
+  if (superuser) return 0;
+#if PG_VERSION_NUM >= 160000
+  if (ReservedConnections > 0 && OidIsValid(role) && has_privs_of_role(role, ROLE_PG_USE_RESERVED_CONNECTIONS))
+    return SuperuserReservedConnections;
+#endif
+  return kept_free_slots();
+}
+
+int free_backends(int limit) {
 #if PG_VERSION_NUM >= 160000
   int free_procs = 0;
-  return HaveNFreeProcs(kept_free_slots(), &free_procs);
+  HaveNFreeProcs(limit, &free_procs);
+  return free_procs;
 #else
-  return HaveNFreeProcs(kept_free_slots());
+  int free_procs = 0;  // HaveNFreeProcs says only yes or no before 16
+  while (free_procs < limit && HaveNFreeProcs(free_procs + 1)) ++free_procs;
+  return free_procs;
+#endif
+}
+
+bool ServerBackends::at_least(std::int32_t n) const noexcept {
+  const int wanted = kept_ + extra_ + n;
+  if (wanted <= 0) return true;
+#if PG_VERSION_NUM >= 160000
+  int free_procs = 0;
+  return HaveNFreeProcs(wanted, &free_procs);
+#else
+  return HaveNFreeProcs(wanted);
+#endif
+}
+
+namespace {
+
+// The settings skip_reserved_slots_check() zeroed, and the callback that puts them back.
+int saved_superuser_reserved = -1;
+#if PG_VERSION_NUM >= 160000
+int saved_reserved_connections = -1;
+#endif
+
+void restore_reserved_slots(XactEvent, void*) {
+  if (saved_superuser_reserved < 0) return;
+#if PG_VERSION_NUM >= 160000
+  SuperuserReservedConnections = saved_superuser_reserved;
+  ReservedConnections = saved_reserved_connections;
+#else
+  ReservedBackends = saved_superuser_reserved;
+#endif
+  saved_superuser_reserved = -1;
+#if PG_VERSION_NUM >= 160000
+  UnregisterXactCallback(restore_reserved_slots, nullptr);  // 16+ allows it from the callback
+#endif
+}
+
+}  // namespace
+
+void skip_reserved_slots_check() {
+  if (saved_superuser_reserved >= 0 || !IsTransactionState()) return;
+#if PG_VERSION_NUM >= 160000
+  saved_superuser_reserved = SuperuserReservedConnections;
+  saved_reserved_connections = ReservedConnections;
+  SuperuserReservedConnections = 0;
+  ReservedConnections = 0;
+#else
+  saved_superuser_reserved = ReservedBackends;
+  ReservedBackends = 0;
+#endif
+#if PG_VERSION_NUM >= 160000
+  RegisterXactCallback(restore_reserved_slots, nullptr);
+#else
+  // On 15 a callback cannot unregister itself: it stays, doing nothing, for the session.
+  static bool registered = false;
+  if (!registered) RegisterXactCallback(restore_reserved_slots, nullptr);
+  registered = true;
 #endif
 }
 
@@ -76,9 +158,9 @@ WaitEventSet* create_wait_event_set(int events) {
 
 uint32 wait_event(Wait which) {
 #if PG_VERSION_NUM >= 170000
-  static uint32 events[5] = {};
-  static constexpr const char* kNames[5] = {"ConnBudgetLoginQueue", "ConnBudgetDisplacedExit", "ConnBudgetWorker",
-                                            "ConnBudgetReload", "ConnBudgetTerminatedExit"};
+  static uint32 events[4] = {};
+  static constexpr const char* kNames[4] = {"ConnBudgetLoginQueue", "ConnBudgetWorker", "ConnBudgetReload",
+                                            "ConnBudgetTerminatedExit"};
   const auto index = static_cast<int>(which);
   if (events[index] == 0) events[index] = WaitEventExtensionNew(kNames[index]);
   return events[index];

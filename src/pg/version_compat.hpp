@@ -9,6 +9,7 @@ extern "C" {
 }
 
 #include "core/application_name.hpp"
+#include "core/free_backends.hpp"
 
 namespace connbudget::pg {
 
@@ -25,16 +26,42 @@ int connection_capacity();
 // How connection_capacity() is made up, with the numbers (palloc'd).
 char* describe_connection_capacity();
 // The slots PostgreSQL keeps free from ordinary logins (superuser_reserved_connections,
-// plus reserved_connections on 16+), and whether that many are free right now.
+// plus reserved_connections on 16+).
 int kept_free_slots();
-bool kept_free_slots_are_free();
+// What they are for, as a sentence for a message ("" if there are none; palloc'd).
+const char* describe_kept_free_slots();
+// Of those, the ones it keeps from a login of `role`: none for a superuser; on 16+, only
+// superuser_reserved_connections for a role with privileges of pg_use_reserved_connections.
+// Catalog lookups: call it before taking our lock.
+int kept_free_slots_from(Oid role, bool superuser);
+// How many backends for ordinary logins are free now (PostgreSQL's own free PGPROCs), up
+// to `limit`.
+int free_backends(int limit);
+
+// The free backends a login of `role` may use: those beyond what PostgreSQL keeps from
+// it, less `extra` (1 for a login that does not hold its backend yet, as for explain()).
+class ServerBackends final : public FreeBackends {
+ public:
+  ServerBackends(int kept, int extra) : kept_(kept), extra_(extra) {}
+  bool at_least(std::int32_t n) const noexcept override;
+
+ private:
+  int kept_;
+  int extra_;
+};
+
+// After pg_connbudget has admitted this login: PostgreSQL's own check of the slots it
+// keeps for superusers (right after the authentication hook) must not refuse it, since
+// pg_connbudget decided from what the server really has free. Until the login's startup
+// transaction ends this backend sees those settings as 0; then they are back.
+void skip_reserved_slots_check();
 
 // A WaitEventSet that lives as long as the current resource owner (17+) or memory context.
 WaitEventSet* create_wait_event_set(int events);
 
 // The wait events pg_connbudget's waits report in pg_stat_activity: named custom events
 // on 17+ (registered on first use), the generic "Extension" event before.
-enum class Wait { LoginQueue, DisplacedExit, Worker, Reload, TerminatedExit };
+enum class Wait { LoginQueue, Worker, Reload, TerminatedExit };
 uint32 wait_event(Wait which);
 
 // How this server cleans the application_name of a startup packet before anyone sees it:

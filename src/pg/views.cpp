@@ -89,17 +89,17 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
   const std::size_t count = copy.count;
   const LedgerHeader& server = copy.server;
 
-  // What any budget can still grow into: sessions nobody uses or has reserved, as far as
+  // What any budget can still grow into: sessions nobody uses or is entitled to, as far as
   // the server has backends for them (waiting logins hold backends too).
   const std::int32_t server_free = std::max(
-      0, std::min(server.capacity - server.waiting_room - server.sessions - server.unused_reserved_sessions,
-                  server.capacity - server.occupied - server.unused_reserved));
+      0, std::min(server.capacity - server.waiting_room - server.sessions - server.unused_entitled_sessions,
+                  server.capacity - server.occupied - server.unused_entitled));
   for (std::size_t i = 0; i < count; ++i) {
     const BudgetState& budget = budgets[i];
     const bool is_exempt = i == count - 1;
     const BudgetLimits& limits = budget.definition.limits;
     const BudgetCounters& c = budget.counters;
-    ResultRow<32> row;
+    ResultRow<33> row;
     row.text(budget.definition.name.view());
     limits.max_connections == BudgetLimits::kUnlimited ? row.null() : row.integer(limits.max_connections);
     row.integer(limits.reserved);
@@ -127,6 +127,7 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     row.timestamp(c.peak_at_us);
     row.timestamp(c.last_refusal_us);
     row.boolean(budget.paused);
+    row.bigint(c.rejected_server_full);
     row.emit(fcinfo);
   }
   return static_cast<Datum>(0);

@@ -51,14 +51,17 @@ like($refused[0]{detail},
 my @api = map { login($node, user => 'app', application_name => 'backend') } 1 .. 8;
 is(scalar(grep { $_->{ok} } @api), 8, 'the API backend logs in 8 times');
 my $ninth = login($node, user => 'app', application_name => 'backend');
-is($ninth->{message}, 'remaining connections are reserved for other connection budgets',
-	'its ninth login would need shared capacity, and there is none');
+is($ninth->{message}, 'the server has no connection left for connection budget "api"',
+	'its ninth login would need shared capacity, and the server has none left');
+like($ninth->{detail},
+	qr/^All 37 of the server's connections for ordinary logins are in use: 36 by sessions of connection budgets, 0 by logins waiting in a queue, 0 by logins still starting or ending, 1 by superusers\. superuser_reserved_connections keeps 3 more for superusers\.$/,
+	'and says who holds them');
 my $superuser = login($node, application_name => 'backend');
 ok($superuser->{ok}, 'a superuser still logs in');
 ok(logout_and_wait($superuser), 'and leaves');
 my $explained = query($monitor,
 	q{SELECT verdict || ' / ' || server_in_use || ' of ' || server_capacity FROM connbudget.explain('semantic_worker', 'app', 'postgres')})->{rows}[0][0] // '';
-is($explained, 'refuse: reserved for other budgets / 37 of 37', "explain() says why a worker is refused");
+is($explained, 'refuse: server full / 37 of 37', "explain() says why a worker is refused");
 my $status = query($monitor,
 	q{SELECT reserved_in_use || '/' || server_free FROM connbudget.status WHERE budget = 'api'})->{rows}[0][0] // '';
 is($status, '8/0', 'status: the API uses its 8 reserved slots, nothing is free');
@@ -118,7 +121,7 @@ is(finish_login($queued[8])->{sqlstate}, '53300', 'which is the next youngest ev
 is(query($monitor, q{SELECT rejected FROM connbudget.status WHERE budget = 'event'})->{rows}[0][0], '2',
 	'displaced waiters are counted as rejected');
 my $lowest = login($node, user => 'app', application_name => 'event_worker');
-is($lowest->{message}, 'remaining connections are reserved for other connection budgets',
+is($lowest->{message}, 'the server has no connection left for connection budget "event"',
 	'an event login (the lowest priority) displaces nobody and is refused');
 
 ConnBudgetTest::logout($_) for @event, @semantic, $high, $second, @api_full;

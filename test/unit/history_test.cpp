@@ -207,6 +207,11 @@ TEST(History, ASlotBeyondTheBaselinesIsRecordedWithItsTotals) {
 }
 
 // Against the real ledger: rows add up to the counters, and a reset starts a new series.
+// A server with backends to spare: the history does not depend on the server's room.
+struct PlentyFree : FreeBackends {
+  bool at_least(std::int32_t) const noexcept override { return true; }
+};
+
 class HistoryOfLedgerTest : public ::testing::Test {
  protected:
   static constexpr int kMaxBudgets = 4;
@@ -239,14 +244,14 @@ class HistoryOfLedgerTest : public ::testing::Test {
   void login(std::string_view app) {
     Wakeups wakeups(wakeup_buffer_);
     const LoginAttributes attributes{app, "role", "db", {}, {}};
-    ledger_.admit(0, ledger_.classify(attributes, false), attributes, 100, Policy{}, ++now_, wakeups);
+    ledger_.admit(0, ledger_.classify(attributes, false), attributes, 100, Policy{}, PlentyFree{}, ++now_, wakeups);
     ledger_.release(0, ++now_, wakeups);
   }
   void refused_login(std::string_view app) {
     Wakeups wakeups(wakeup_buffer_);
     const LoginAttributes attributes{app, "role", "db", {}, {}};
-    ledger_.admit(1, ledger_.classify(attributes, false), attributes, 101, Policy{}, ++now_, wakeups);
-    EXPECT_EQ(ledger_.admit(2, ledger_.classify(attributes, false), attributes, 102, Policy{}, ++now_, wakeups).verdict,
+    ledger_.admit(1, ledger_.classify(attributes, false), attributes, 101, Policy{}, PlentyFree{}, ++now_, wakeups);
+    EXPECT_EQ(ledger_.admit(2, ledger_.classify(attributes, false), attributes, 102, Policy{}, PlentyFree{}, ++now_, wakeups).verdict,
               Verdict::Refuse);
     ledger_.release(1, ++now_, wakeups);
   }

@@ -37,6 +37,22 @@ inline BudgetDefinition with(BudgetDefinition def, int reserved, int priority = 
   return def;
 }
 
+// The server as the tests have it: every backend the ledger counts, displaced waiters
+// until they exit, and `starting_or_ending` more that the ledger does not see (logins still
+// authenticating, refused ones on their way out).
+class FakeServer : public FreeBackends {
+ public:
+  explicit FakeServer(const Ledger& ledger) : ledger_(ledger) {}
+  bool at_least(std::int32_t n) const noexcept override {
+    const LedgerHeader& h = ledger_.header();
+    return h.capacity - h.occupied - h.displaced - starting_or_ending - 1 >= n;
+  }
+  int starting_or_ending = 0;
+
+ private:
+  const Ledger& ledger_;
+};
+
 class LedgerTest : public ::testing::Test {
  protected:
   static constexpr int kMaxBudgets = 8;
@@ -46,7 +62,8 @@ class LedgerTest : public ::testing::Test {
       : block_(Ledger::bytes_needed(kMaxBudgets, kSessions) / sizeof(std::max_align_t) + 1),
         scratch_(Ledger::scratch_entries(kMaxBudgets, kSessions)),
         buffer_(kSessions),
-        ledger_(block_.data(), kMaxBudgets, kSessions) {
+        ledger_(block_.data(), kMaxBudgets, kSessions),
+        server_(ledger_) {
     ledger_.initialize(1);
   }
 
@@ -64,7 +81,7 @@ class LedgerTest : public ::testing::Test {
     const LoginAttributes login{app, "role", "db", {}, {}};
     Wakeups wakeups(buffer_);
     const Admission admission = ledger_.admit(session, ledger_.classify(login, exempt), login,
-                                              1000 + session, policy_, ++now_, wakeups);
+                                              1000 + session, policy_, server_, ++now_, wakeups);
     woken_.assign(wakeups.sessions().begin(), wakeups.sessions().end());
     check_invariants();
     return admission;
@@ -90,20 +107,34 @@ class LedgerTest : public ::testing::Test {
 
   // The invariants of ledger.hpp, recomputed from the session slots.
   void check_invariants() const {
-    int occupied = 0, unused = 0, sessions = 0, unused_sessions = 0, waiting_total = 0;
-    for (const BudgetState& budget : ledger_.budgets()) {
+    int occupied = 0, unused = 0, sessions = 0, unused_sessions = 0, waiting_total = 0, displaced = 0;
+    const LedgerHeader& h = ledger_.header();
+    std::int64_t wanted = 0;  // every budget's max_connections: do they fit?
+    for (const std::int32_t index : ledger_.match_order())
+      wanted += ledger_.budgets()[index].definition.limits.max_connections;
+    if (ledger_.limits_of(kDefaultBudget).max_connections != BudgetLimits::kUnlimited)
+      wanted += ledger_.limits_of(kDefaultBudget).max_connections;
+    ASSERT_EQ(h.fits, wanted <= h.capacity - h.waiting_room);
+    for (std::size_t b = 0; b < ledger_.budgets().size(); ++b) {
+      const BudgetState& budget = ledger_.budgets()[b];
+      const int max = ledger_.limits_of(static_cast<int>(b)).max_connections;
+      const int entitled = h.fits && b != kExemptBudget && max != BudgetLimits::kUnlimited && budget.configured
+                               ? std::max(max, budget.reserved)
+                               : budget.reserved;
+      ASSERT_EQ(budget.entitled, entitled) << "budget " << b;
       occupied += budget.active + budget.waiting;
-      unused += std::max(0, budget.reserved - budget.active - budget.waiting);
+      unused += std::max(0, budget.entitled - budget.active - budget.waiting);
       sessions += budget.active;
-      unused_sessions += std::max(0, budget.reserved - budget.active);
+      unused_sessions += std::max(0, budget.entitled - budget.active);
       waiting_total += budget.waiting;
     }
-    const LedgerHeader& h = ledger_.header();
+    for (const SessionState& s : ledger_.sessions()) displaced += s.phase == SessionPhase::Displaced;
     ASSERT_EQ(h.occupied, occupied);
-    ASSERT_EQ(h.unused_reserved, unused);
+    ASSERT_EQ(h.unused_entitled, unused);
     ASSERT_EQ(h.sessions, sessions);
-    ASSERT_EQ(h.unused_reserved_sessions, unused_sessions);
+    ASSERT_EQ(h.unused_entitled_sessions, unused_sessions);
     ASSERT_EQ(h.waiting, waiting_total);
+    ASSERT_EQ(h.displaced, displaced);
     int listed_budgets = 0;
     for (std::int32_t b = h.waiting_budgets; b != kNoBudget; b = ledger_.budgets()[b].next_waiting) {
       ASSERT_GT(ledger_.budgets()[b].waiting, 0) << "budget " << b;
@@ -136,8 +167,8 @@ class LedgerTest : public ::testing::Test {
       if (waiting > 0 && !budget.paused && h.enforcement_enabled && ledger_.limits_of(static_cast<int>(b)).mode == Mode::Enforce) {
         // No waiter could start: its budget is full, or the server has no session for it.
         const bool own_room = has_room(ledger_.limits_of(static_cast<int>(b)), budget.active);
-        const bool session_room = h.waiting_room == 0 || budget.active < budget.reserved ||
-                                  h.capacity - h.waiting_room - h.sessions - 1 >= h.unused_reserved_sessions;
+        const bool session_room = h.waiting_room == 0 || budget.active < budget.entitled ||
+                                  h.capacity - h.waiting_room - h.sessions - 1 >= h.unused_entitled_sessions;
         ASSERT_FALSE(own_room && session_room) << "budget " << b;
       }
     }
@@ -158,6 +189,7 @@ class LedgerTest : public ::testing::Test {
   std::vector<std::int32_t> buffer_;
   Woken woken_;  // granted by the last configure, login_as or leave
   Ledger ledger_;
+  FakeServer server_;
   Policy policy_{};
   std::int64_t now_ = 1;
 };

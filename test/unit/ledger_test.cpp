@@ -177,7 +177,7 @@ TEST_F(LedgerTest, ResetStatsZeroesCountersButKeepsActive) {
 TEST_F(LedgerTest, OutOfRangeSessionIsAdmittedUncounted) {
   const LoginAttributes login{"x", "r", "d", {}, {}};
   Wakeups wakeups(buffer_);
-  const Admission a = ledger_.admit(kSessions, kDefaultBudget, login, 1, policy_, 0, wakeups);
+  const Admission a = ledger_.admit(kSessions, kDefaultBudget, login, 1, policy_, server_, 0, wakeups);
   EXPECT_EQ(a.verdict, Verdict::Admit);
   EXPECT_EQ(a.budget, kNoBudget);
   EXPECT_EQ(booked_sessions(), 0);
@@ -357,10 +357,10 @@ TEST_F(LedgerTest, AReservedBudgetAlwaysGetsItsSlotsAndOthersShareTheRest) {
   EXPECT_EQ(refused.free, 4);
   EXPECT_EQ(refused.reserved_for_others, 4);
   for (int s = 6; s < 10; ++s) EXPECT_EQ(login_as(s, "backend").verdict, Verdict::Admit) << s;
-  EXPECT_EQ(login_as(10, "backend").verdict, Verdict::RefuseReserved);  // beyond its 4: shared, full
+  EXPECT_EQ(login_as(10, "backend").verdict, Verdict::RefuseServerFull);  // beyond its 4: shared, full
   release(0);
   EXPECT_EQ(login_as(10, "backend").verdict, Verdict::Admit);  // a shared slot, above its reservation
-  EXPECT_EQ(login_as(11, "worker").verdict, Verdict::RefuseReserved);
+  EXPECT_EQ(login_as(11, "worker").verdict, Verdict::RefuseServerFull);
 }
 
 TEST_F(LedgerTest, AnIdleReservationBlocksNobodyBeyondItsSize) {
@@ -412,7 +412,7 @@ TEST_F(LedgerTest, AHigherPriorityLoginDisplacesTheYoungestLowerPriorityWaiter) 
   EXPECT_EQ(counters("lower").rejected(), 1);
   EXPECT_EQ(login_as(7, "high").displaced, 5);  // then the youngest of the next priority
   EXPECT_EQ(login_as(8, "high").verdict, Verdict::Admit);  // displaces 2
-  EXPECT_EQ(login_as(9, "high").verdict, Verdict::RefuseReserved);  // sessions are never displaced
+  EXPECT_EQ(login_as(9, "high").verdict, Verdict::RefuseServerFull);  // sessions are never displaced
   EXPECT_EQ(release(4), Woken{});  // the displaced backend exits: nothing to give back
   check_invariants();
 }
@@ -589,12 +589,21 @@ TEST_F(LedgerTest, RandomOperationsKeepEveryInvariant) {
         case 6:
           policy_.capacity = 4 + static_cast<int>(random() % 10);
           policy_.waiting_room = static_cast<int>(random() % 5);
+          server_.starting_or_ending = static_cast<int>(random() % 4);  // logins the ledger cannot see
           break;
         case 7:
           if (phase(session) == SessionPhase::Free) login_as(session, "x", true);
           break;
         default:
-          if (phase(session) == SessionPhase::Free) login_as(session, apps[random() % 5]);
+          if (phase(session) == SessionPhase::Free) {
+            const char* app = apps[random() % 5];
+            const Admission a = login_as(session, app);
+            // Within its entitlement (and its limit, nobody waiting, not paused): always admitted.
+            if (a.budget != kNoBudget && a.active < ledger_.budgets()[a.budget].entitled && a.waiting == 0 &&
+                !a.paused && (a.limit == BudgetLimits::kUnlimited || a.active < a.limit)) {
+              ASSERT_TRUE(a.verdict == Verdict::Admit || a.verdict == Verdict::AdmitOverLimit) << app;
+            }
+          }
       }
       if (HasFatalFailure()) FAIL() << "seed " << seed << " at step " << step;
     }

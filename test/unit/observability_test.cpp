@@ -36,8 +36,9 @@ TEST(WaitBuckets, BoundsAreInclusive) {
 }
 
 TEST_F(Observability, RefusalsAreCountedByReasonWithTheTimeOfTheLast) {
-  policy_.capacity = 4;
-  configure({budget("api", "api", 10), with(budget("full", "full", 1), 1), queueing("w", "w", 1, 1)});
+  policy_.capacity = 5;
+  configure({budget("api", "api", 10), with(budget("full", "full", 1), 1), queueing("w", "w", 1, 1),
+             with(budget("r", "r", 1), 1)});
   login_as(0, "full");
   EXPECT_EQ(login_as(1, "full").verdict, Verdict::Refuse);
   login_as(2, "w");
@@ -45,12 +46,15 @@ TEST_F(Observability, RefusalsAreCountedByReasonWithTheTimeOfTheLast) {
   EXPECT_EQ(login_as(4, "w").verdict, Verdict::RefuseQueueFull);
   const std::int64_t queue_full_at = now_;
   login_as(5, "api");
-  EXPECT_EQ(login_as(6, "api").verdict, Verdict::RefuseReserved);  // 4 backends in use
+  EXPECT_EQ(login_as(6, "api").verdict, Verdict::RefuseReserved);  // 4 backends in use, 1 kept for r
+  login_as(7, "r");
+  EXPECT_EQ(login_as(6, "api").verdict, Verdict::RefuseServerFull);  // all 5 in use
   EXPECT_EQ(counters("full").rejected_full, 1);
   EXPECT_EQ(counters("w").rejected_queue_full, 1);
   EXPECT_EQ(counters("w").last_refusal_us, queue_full_at);
   EXPECT_EQ(counters("api").rejected_reserved, 1);
-  EXPECT_EQ(counters("api").rejected(), 1);
+  EXPECT_EQ(counters("api").rejected_server_full, 1);
+  EXPECT_EQ(counters("api").rejected(), 2);
   EXPECT_EQ(counters("api").last_refusal_us, now_);
 
   EXPECT_EQ(leave(3, Departure::TimedOut).outcome, Departed::Outcome::Left);
@@ -254,7 +258,7 @@ TEST_F(Observability, APausedLoginDisplacesNobody) {
   pause("hi", true);
   const Admission paused = login_as(3, "hi");
   EXPECT_EQ(paused.displaced, kNoSession);
-  EXPECT_EQ(paused.verdict, Verdict::RefuseReserved);
+  EXPECT_EQ(paused.verdict, Verdict::RefuseServerFull);
   EXPECT_EQ(phase(2), SessionPhase::Waiting);
 }
 
