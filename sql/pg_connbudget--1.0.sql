@@ -16,6 +16,7 @@ CREATE TABLE connbudget.budgets (
     max_queue        integer CHECK (max_queue >= 0),
     priority         integer NOT NULL DEFAULT 0,
     mode             text NOT NULL DEFAULT 'enforce' CHECK (mode IN ('enforce', 'monitor')),
+    idle_reclaim     interval CHECK (idle_reclaim >= interval '0'),
     comment          text,
     CONSTRAINT budgets_reserved_check CHECK (reserved BETWEEN 0 AND max_connections)
 );
@@ -46,7 +47,7 @@ CREATE FUNCTION connbudget.status(
     OUT rejected_paused bigint, OUT terminated bigint, OUT would_reject bigint,
     OUT would_queue bigint, OUT waits bigint, OUT wait_total_ms double precision,
     OUT peak_at timestamptz, OUT last_refusal_at timestamptz, OUT paused boolean,
-    OUT rejected_server_full bigint)
+    OUT rejected_server_full bigint, OUT reclaimed bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_status' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.status AS SELECT * FROM connbudget.status();
 
@@ -87,7 +88,7 @@ CREATE VIEW connbudget.latency AS SELECT * FROM connbudget.latency();
 CREATE FUNCTION connbudget.history(
     OUT sampled_at timestamptz, OUT budget text, OUT max_connections integer, OUT active integer,
     OUT waiting integer, OUT admitted bigint, OUT rejected bigint, OUT queued bigint,
-    OUT timed_out bigint, OUT abandoned bigint)
+    OUT timed_out bigint, OUT abandoned bigint, OUT reclaimed bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_history' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.history AS SELECT * FROM connbudget.history();
 

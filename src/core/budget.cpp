@@ -149,6 +149,14 @@ std::optional<DefinitionError> build_definition(const BudgetRow& row, BudgetDefi
     return error("mode of budget \"%.*s\" must be \"enforce\" or \"monitor\", not \"%.*s\"",
                  width(name), name.data(), width(row.mode), row.mode.data());
   limits.mode = *mode;
+  if (row.idle_reclaim_ms) {
+    if (*row.idle_reclaim_ms < 0)
+      return error("idle_reclaim of budget \"%.*s\" must not be negative", width(name), name.data());
+    if (*row.idle_reclaim_ms > std::numeric_limits<std::int32_t>::max())
+      return error("idle_reclaim of budget \"%.*s\" must be at most %d ms (about 24 days)", width(name),
+                   name.data(), std::numeric_limits<std::int32_t>::max());
+    limits.idle_reclaim_ms = static_cast<std::int32_t>(*row.idle_reclaim_ms);
+  }
   return std::nullopt;
 }
 

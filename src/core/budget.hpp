@@ -48,6 +48,7 @@ struct BudgetRule {
 struct BudgetLimits {
   static constexpr std::int32_t kUnlimited = -1;
   static constexpr std::int32_t kFromSetting = -1;  // queue_timeout / max_queue: use the GUC
+  static constexpr std::int32_t kNeverReclaim = -1;  // idle_reclaim: sessions are never reclaimed
 
   std::int32_t max_connections = kUnlimited;
   std::int32_t reserved = 0;
@@ -56,6 +57,9 @@ struct BudgetLimits {
   std::int32_t max_queue = kFromSetting;
   std::int32_t priority = 0;
   Mode mode = Mode::Enforce;
+  // A session of this budget idle (outside a transaction) this long may be ended for a
+  // waiting login (see core/reclaim.hpp).
+  std::int32_t idle_reclaim_ms = kNeverReclaim;
 
   friend bool operator==(const BudgetLimits&, const BudgetLimits&) noexcept = default;
 };
@@ -84,6 +88,7 @@ struct BudgetRow {
   std::optional<std::int32_t> max_queue;
   std::int32_t priority = 0;
   std::string_view mode = "enforce";
+  std::optional<std::int64_t> idle_reclaim_ms;
   // Not a column: how this server cleans the application_name of a startup packet, which
   // decides what an application_name pattern can match.
   NameCleaning application_name_cleaning = NameCleaning::HexEscape;

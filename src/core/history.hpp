@@ -31,6 +31,7 @@ struct HistoryCounts {
   std::int64_t queued = 0;
   std::int64_t timed_out = 0;
   std::int64_t abandoned = 0;
+  std::int64_t reclaimed = 0;
 
   friend bool operator==(const HistoryCounts&, const HistoryCounts&) noexcept = default;
 };
@@ -53,7 +54,7 @@ struct CounterBaseline {
   HistoryCounts totals;
 };
 
-// One row of the history (128 bytes).
+// One row of the history (136 bytes).
 struct HistoryRow {
   std::int64_t sampled_at_us = 0;
   HistoryCounts gained;  // since the previous row of the same series

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <new>
 
+#include "core/reclaim.hpp"
 #include "core/core_only.hpp"
 
 namespace connbudget {
@@ -251,6 +252,7 @@ void Ledger::release(std::int32_t session, std::int64_t now_us, Wakeups& wakeups
     ++budgets_[budget].counters.abandoned;
   } else {
     occupy(budget, -1, 0);
+    if (slot.reclaimed && slot.reclaimed_for != kNoBudget) --budgets_[slot.reclaimed_for].reclaiming;
   }
   slot = SessionState();
   grant_waiters(now_us, wakeups);
@@ -283,6 +285,29 @@ std::int32_t queue_position(std::span<const SessionState> sessions, std::int32_t
   std::int32_t position = 1;
   for (std::int32_t s = sessions[session].prev; s != kNoSession; s = sessions[s].prev) ++position;
   return position;
+}
+
+bool Ledger::mark_reclaimed(const Reclaim& reclaim, std::int64_t now_us) noexcept {
+  if (reclaim.slot < 0 || static_cast<std::size_t>(reclaim.slot) >= sessions_.size() || reclaim.for_budget < 0 ||
+      static_cast<std::size_t>(reclaim.for_budget) >= budgets_.size())
+    return false;
+  SessionState& slot = sessions_[reclaim.slot];
+  if (slot.phase != SessionPhase::Active || slot.pid != reclaim.pid || slot.budget != reclaim.victim_budget ||
+      slot.reclaimed)
+    return false;
+  if (reclaim_demand(*this, reclaim.for_budget) == 0 || !may_reclaim_for(*this, reclaim.for_budget, slot.budget))
+    return false;
+  slot.reclaimed = true;
+  slot.reclaimed_for = reclaim.for_budget;
+  slot.reclaimed_idle_us = reclaim.idle_us;
+  slot.reclaimed_for_name = budgets_[reclaim.for_budget].definition.name;
+  ++budgets_[reclaim.for_budget].reclaiming;
+  BudgetState& victim = budgets_[slot.budget];
+  slot.reclaimed_after_ms = limits_of(slot.budget).idle_reclaim_ms;
+  slot.reclaimed_budget_name = victim.definition.name;
+  ++victim.counters.reclaimed;
+  slot.reclaimed_log = victim.log.note(now_us);
+  return true;
 }
 
 std::size_t Ledger::take_suppressed(std::int64_t now_us, std::span<SuppressedLines> out,

@@ -76,6 +76,7 @@ struct BudgetCounters {
   std::int64_t timed_out = 0;
   std::int64_t abandoned = 0;   // left the queue: client gone
   std::int64_t terminated = 0;  // left the queue: backend terminated
+  std::int64_t reclaimed = 0;   // its sessions ended while idle, for waiting logins (core/reclaim)
   std::int64_t would_reject = 0;  // admitted by monitor mode, enforcement would have refused
   std::int64_t would_queue = 0;   // admitted by monitor mode, enforcement would have queued
   std::int64_t waits = 0;  // admitted after waiting; the denominator of the mean wait
@@ -106,6 +107,7 @@ struct BudgetState {
   std::int32_t queue_tail = kNoSession;  // newest waiter
   std::int32_t next_waiting = kNoBudget;  // the list of budgets with waiters (header)
   std::int32_t prev_waiting = kNoBudget;
+  std::int32_t reclaiming = 0;  // sessions being ended for its waiters that have not exited yet
   bool paused = false;    // connbudget.pause(): no new sessions until resumed
   bool restored = false;  // not configured: counters loaded from disk, kept for its name
   BudgetCounters counters;
@@ -128,6 +130,16 @@ struct SessionState {
   std::int32_t prev = kNoSession;
   std::int32_t displaced_by = kNoBudget;  // displaced: the budget it gave its place to, if any
   LogLimiter::Decision displaced_log;    // displaced: whether to log the refusal
+  // Active, being ended while idle (core/reclaim): for the waiters of this budget (kNoBudget
+  // once that budget is gone), its name, and how long the session had been idle. Read by
+  // the session itself, without the lock, as it ends: written before it is signalled.
+  std::int32_t reclaimed_for = kNoBudget;
+  bool reclaimed = false;
+  std::int64_t reclaimed_idle_us = 0;
+  std::int32_t reclaimed_after_ms = 0;     // its budget's idle_reclaim then
+  FixedString<kNameMax> reclaimed_for_name;
+  FixedString<kNameMax> reclaimed_budget_name;  // its own budget then
+  LogLimiter::Decision reclaimed_log;           // whether its message goes to the server log
   FixedString<kNameMax> application_name;  // truncated like pg_stat_activity's
   FixedString<kNameMax> role_name;
   FixedString<kNameMax> database_name;
@@ -152,6 +164,7 @@ struct LedgerHeader {
   std::int32_t waiting_budgets = kNoBudget;  // first budget with waiters (linked list)
   std::int32_t configured_count = 0;
   bool uses_role_groups = false;  // some budget matches "+role": logins must supply member_of
+  bool uses_idle_reclaim = false;  // some budget (default included) has an idle_reclaim
 };
 
 struct Admission {
@@ -188,6 +201,16 @@ struct Departed {
   std::int32_t budget = kNoBudget;  // the budget it waited for at the end (reloads move waiters)
   LogLimiter::Decision log;         // with Left: whether to log it
 };
+
+// Why a budget's oldest waiter is still waiting.
+enum class WaitReason : std::uint8_t {
+  None,            // nobody waits, or it may start now
+  Full,            // the budget holds its max_connections
+  SharedCapacity,  // the budget has room, the server's shared sessions do not (waiting room)
+  Paused,          // an administrator paused the budget
+};
+
+struct Reclaim;
 
 // A summary of log lines held back for a budget (LogLimiter).
 struct SuppressedLines {
@@ -294,6 +317,15 @@ class Ledger {
   std::size_t take_suppressed(std::int64_t now_us, std::span<SuppressedLines> out,
                               std::int64_t* next_due_us) noexcept;
 
+  // Why the oldest waiter of `budget` waits.
+  WaitReason why_waiting(std::int32_t budget) const noexcept;
+
+  // Right before the session of `reclaim` is signalled (core/reclaim.hpp): if the plan
+  // still holds (that session is still that budget's and not being ended already, and
+  // its waiters still need it), marks it, counts it, decides whether its message is
+  // logged (SessionState::reclaimed_log), and returns true.
+  bool mark_reclaimed(const Reclaim& reclaim, std::int64_t now_us) noexcept;
+
   // Index of the budget called name (configured or implicit), or kNoBudget.
   std::int32_t find(std::string_view name) const noexcept;
 
@@ -329,8 +361,8 @@ class Ledger {
   void unlink_waiting_budget(std::int32_t budget) noexcept;
   // The part of a budget's entitlement it does not use (counting its waiters).
   std::int32_t unused_entitlement(std::int32_t budget) const noexcept;
-  // Sets every budget's entitlement from the configuration and the capacity, and the
-  // header's sums from the counts.
+  // Sets every budget's entitlement from the configuration and the capacity, the header's
+  // sums from the counts, and whether any budget reclaims idle sessions.
   void refresh_entitlements() noexcept;
   // Changes a budget's counts, keeping the header's sums true.
   void occupy(std::int32_t budget, std::int32_t active_delta, std::int32_t waiting_delta) noexcept;

@@ -120,7 +120,7 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   // Recount from the session slots, moving sessions and waiters of deleted budgets to
   // default, and rebuild every queue in arrival order.
   for (BudgetState& budget : budgets_) {
-    budget.active = budget.waiting = 0;
+    budget.active = budget.waiting = budget.reclaiming = 0;
     budget.queue_head = budget.queue_tail = kNoSession;
     budget.next_waiting = budget.prev_waiting = kNoBudget;
   }
@@ -142,6 +142,9 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
     if (session.phase == SessionPhase::Free) continue;
     if (session.displaced_by >= kFirstConfiguredBudget && mark[session.displaced_by] != kKept)
       session.displaced_by = kNoBudget;  // that budget is gone
+    if (session.reclaimed_for >= kFirstConfiguredBudget && mark[session.reclaimed_for] != kKept)
+      session.reclaimed_for = kNoBudget;  // so is the one it is being ended for
+    if (session.reclaimed && session.reclaimed_for != kNoBudget) ++budgets_[session.reclaimed_for].reclaiming;
     if (session.budget >= kFirstConfiguredBudget && mark[session.budget] != kKept) {
       if (session.phase == SessionPhase::Active) {
         --expected[session.budget];

@@ -29,8 +29,12 @@ void Ledger::refresh_entitlements() noexcept {
   if (default_max != BudgetLimits::kUnlimited) wanted += default_max;
   header_->fits = wanted <= header_->capacity - header_->waiting_room;
   header_->unused_entitled = header_->unused_entitled_sessions = 0;
+  header_->uses_idle_reclaim = false;
   for (std::size_t b = 0; b < budgets_.size(); ++b) {
     BudgetState& state = budgets_[b];
+    header_->uses_idle_reclaim = header_->uses_idle_reclaim ||
+                                 (state.configured && b != kExemptBudget &&
+                                  state.definition.limits.idle_reclaim_ms != BudgetLimits::kNeverReclaim);
     const std::int32_t max = b == kExemptBudget ? 0 : state.definition.limits.max_connections;
     state.entitled = header_->fits && state.configured && max != BudgetLimits::kUnlimited
                          ? std::max(max, state.reserved)
@@ -152,14 +156,20 @@ bool Ledger::enforced(std::int32_t budget) const noexcept {
   return header_->enforcement_enabled && limits_of(budget).mode == Mode::Enforce;
 }
 
-bool Ledger::head_may_start(std::int32_t budget) const noexcept {
+WaitReason Ledger::why_waiting(std::int32_t budget) const noexcept {
   const BudgetState& state = budgets_[budget];
-  if (state.queue_head == kNoSession) return false;
-  if (state.paused && header_->enforcement_enabled) return false;
-  if (!enforced(budget)) return true;
+  if (state.queue_head == kNoSession) return WaitReason::None;
+  if (state.paused && header_->enforcement_enabled) return WaitReason::Paused;
+  if (!enforced(budget)) return WaitReason::None;
+  if (!has_room(limits_of(budget), state.active)) return WaitReason::Full;
   // Without a waiting room nobody waits for shared capacity: a waiter already holds its
   // backend, and its budget's room is all it needs.
-  return has_room(limits_of(budget), state.active) && (header_->waiting_room == 0 || session_room(budget));
+  if (header_->waiting_room > 0 && !session_room(budget)) return WaitReason::SharedCapacity;
+  return WaitReason::None;
+}
+
+bool Ledger::head_may_start(std::int32_t budget) const noexcept {
+  return budgets_[budget].queue_head != kNoSession && why_waiting(budget) == WaitReason::None;
 }
 
 }  // namespace connbudget

@@ -89,6 +89,8 @@ void read_budget(TupleDesc desc, HeapTuple tuple, BudgetDefinition& out) {
   if (const auto timeout = row.value("queue_timeout", INTERVALOID))
     input.queue_timeout_ms = interval_ms(*DatumGetIntervalP(*timeout));
   input.max_queue = row.integer("max_queue");
+  if (const auto idle = row.value("idle_reclaim", INTERVALOID))
+    input.idle_reclaim_ms = interval_ms(*DatumGetIntervalP(*idle));
   input.priority = row.integer("priority").value_or(0);
   input.mode = row.string("mode").value_or("enforce");
   input.application_name_cleaning = application_name_cleaning();

@@ -32,6 +32,7 @@ PGDLLEXPORT Datum connbudget_resume(PG_FUNCTION_ARGS);
 #include <algorithm>
 #include <span>
 
+#include "pg/activity_query.hpp"
 #include "pg/budgets_triggers.hpp"
 #include "pg/result_row.hpp"
 #include "pg/shared_state.hpp"
@@ -207,13 +208,6 @@ void report_shortfall(const Target& target, std::int32_t remaining, const Shortf
                : 0));
 }
 
-Datum int4_array(std::span<const Member> members, std::int32_t Member::*field) {
-  auto* elements = static_cast<Datum*>(palloc(sizeof(Datum) * std::max<std::size_t>(members.size(), 1)));
-  for (std::size_t i = 0; i < members.size(); ++i) elements[i] = Int32GetDatum(members[i].*field);
-  return PointerGetDatum(
-      construct_array(elements, static_cast<int>(members.size()), INT4OID, sizeof(int32), true, TYPALIGN_INT));
-}
-
 }  // namespace
 
 // terminate_excess(budget, include_in_transaction DEFAULT false): ends the sessions a
@@ -237,14 +231,9 @@ Datum connbudget_terminate_excess(PG_FUNCTION_ARGS) {
   auto* seen = static_cast<bool*>(palloc0(sizeof(bool) * ledger().sessions().size()));  // by slot
   Shortfall why;
 
-  // A fresh read: within a transaction that already read pg_stat_activity, it would
-  // otherwise show that earlier state.
-  pgstat_clear_backend_activity_snapshot();
   SPI_connect();
-  Oid types[2] = {INT4ARRAYOID, INT4ARRAYOID};
-  Datum values[2] = {int4_array(target.members, &Member::pid), int4_array(target.members, &Member::slot)};
-  if (SPI_execute_with_args(kCandidatesQuery, 2, types, values, nullptr, true, 0) != SPI_OK_SELECT)
-    elog(ERROR, "could not read pg_stat_activity");
+  query_activity(kCandidatesQuery, int4_array(std::span<const Member>(target.members), &Member::pid),
+                 int4_array(std::span<const Member>(target.members), &Member::slot));
   for (uint64 row = 0; row < SPI_processed; ++row) {
     HeapTuple tuple = SPI_tuptable->vals[row];
     TupleDesc desc = SPI_tuptable->tupdesc;

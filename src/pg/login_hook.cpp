@@ -152,6 +152,8 @@ void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& l
   // InitPostgres took a snapshot before authentication; do not hold back VACUUM's horizon
   // while we wait (the next catalog access takes a fresh one).
   InvalidateCatalogSnapshot();
+  // An idle session may be ended for this login (idle_reclaim): the worker decides.
+  if (ledger().header().uses_idle_reclaim) wake_worker();
   bool capped = false;
   const long limit_ms = wait_limit_ms(queued.admission, &capped);
   const TimestampTz started = GetCurrentTimestamp();

@@ -5,6 +5,7 @@ extern "C" {
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
+#include "storage/proc.h"
 #include "utils/elog.h"
 }
 
@@ -22,7 +23,37 @@ int hide_next_report = 0;  // the level (FATAL, LOG) of our next message if it s
 
 // A message held back goes neither to the server log nor to the hooks chained after us
 // (log shippers).
+// A session that idle reclaim ends (idle_reclaim.cpp) would get PostgreSQL's "terminating
+// connection due to administrator command": say instead who needed its slot and why, with
+// the same SQLSTATE (57P01), which pools take for "connection gone". Its own slot was
+// marked before the signal and only this session clears it, so it is read without a lock.
+// False if this message is not that.
+bool explain_reclaim(ErrorData* edata) {
+  if (edata->elevel != FATAL || edata->sqlerrcode != ERRCODE_ADMIN_SHUTDOWN || !shared_state() || !MyProc) return false;
+  const int session = my_session_slot();
+  if (session < 0 || static_cast<std::size_t>(session) >= ledger().sessions().size()) return false;
+  const SessionState& slot = ledger().sessions()[session];
+  if (slot.phase != SessionPhase::Active || slot.pid != MyProcPid || !slot.reclaimed) return false;
+  const double idle_s = static_cast<double>(slot.reclaimed_idle_us) / 1e6;
+  const double after_s = slot.reclaimed_after_ms / 1000.0;
+  edata->message = psprintf("terminating idle connection for a login waiting in connection budget \"%s\"",
+                            slot.reclaimed_for_name.c_str());
+  edata->message_id = edata->message;
+  edata->detail = psprintf("This session of connection budget \"%s\" had been idle for %.1f s, outside any "
+                           "transaction; the budget's idle_reclaim is %.1f s.",
+                           slot.reclaimed_budget_name.c_str(), idle_s, after_s);
+  edata->detail_log = psprintf("Session of connection budget \"%s\" idle for %.1f s (idle_reclaim %.1f s) ended "
+                               "for a waiting login; application_name \"%s\", role \"%s\", database \"%s\".",
+                               slot.reclaimed_budget_name.c_str(), idle_s, after_s, slot.application_name.c_str(),
+                               slot.role_name.c_str(), slot.database_name.c_str());
+  edata->hint = pstrdup("Connection pools open a new connection when they need one; idle_reclaim in "
+                        "connbudget.budgets sets how long a session may stay idle while logins wait.");
+  edata->output_to_server = edata->output_to_server && slot.reclaimed_log.log;
+  return true;
+}
+
 void on_emit_log(ErrorData* edata) {
+  if (explain_reclaim(edata) && !edata->output_to_server) return;
   if (hide_next_report != 0 && edata->elevel == hide_next_report) {
     edata->output_to_server = false;
     hide_next_report = 0;

@@ -46,7 +46,7 @@ struct SavedBudget {
 // False for counters no server could have written: negative counts, impossible times.
 bool plausible(const BudgetCounters& c) {
   for (const std::int64_t n : {c.admitted, c.rejected_full, c.rejected_queue_full, c.rejected_reserved,
-                               c.rejected_paused, c.rejected_server_full, c.queued, c.timed_out, c.abandoned, c.terminated, c.would_reject,
+                               c.rejected_paused, c.rejected_server_full, c.reclaimed, c.queued, c.timed_out, c.abandoned, c.terminated, c.would_reject,
                                c.would_queue, c.waits, c.wait_total_us, c.wait_max_us, std::int64_t{c.peak}})
     if (n < 0) return false;
   for (const std::int64_t n : c.wait_histogram)

@@ -25,6 +25,7 @@ int max_budgets = 1000;
 int waiting_room = 0;
 int sample_interval_ms = 10000;
 int history_size = 10000;
+int idle_reclaim_ms = BudgetLimits::kNeverReclaim;
 
 namespace {
 
@@ -81,6 +82,12 @@ void define_settings() {
                           "Rows connbudget.history keeps: one per budget per sample.",
                           "The oldest rows are overwritten; 0 turns the history off.", &history_size,
                           10000, 0, INT_MAX, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("connbudget.idle_reclaim",
+                          "How long a session of the default budget may be idle while its logins wait.",
+                          "A login of the default budget that waits for a slot ends the session of that "
+                          "budget idle longest, outside any transaction, for at least this long. -1: never.",
+                          &idle_reclaim_ms, BudgetLimits::kNeverReclaim, -1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+                          nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("connbudget");
 }
 
@@ -88,6 +95,7 @@ Policy current_policy() {
   Policy policy;
   policy.default_limits.max_connections = default_max_connections;
   policy.default_limits.on_full = static_cast<OnFull>(default_on_full);
+  policy.default_limits.idle_reclaim_ms = idle_reclaim_ms;
   policy.queue_timeout_ms = queue_timeout_ms;
   policy.max_queue = max_queue;
   policy.enforcement_enabled = enabled;

@@ -16,6 +16,7 @@ extern int max_budgets;
 extern int waiting_room;
 extern int sample_interval_ms;
 extern int history_size;
+extern int idle_reclaim_ms;
 
 // Defines every setting and reserves the "connbudget." prefix; from _PG_init.
 void define_settings();

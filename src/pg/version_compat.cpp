@@ -11,9 +11,7 @@ extern "C" {
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/resowner.h"
-#if PG_VERSION_NUM >= 170000
 #include "utils/wait_event.h"
-#endif
 }
 
 #include "pg/version_compat.hpp"
@@ -35,6 +33,10 @@ bool backend_in_transaction(int slot) {
 #else
   return LocalTransactionIdIsValid(proc->lxid);
 #endif
+}
+
+bool backend_idle_outside_transaction(int slot) {
+  return !backend_in_transaction(slot) && GetPGProcByNumber(slot)->wait_event_info == WAIT_EVENT_CLIENT_READ;
 }
 
 int kept_free_slots() {

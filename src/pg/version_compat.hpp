@@ -20,6 +20,10 @@ int my_session_slot();
 // transaction id). Read without ProcArrayLock: only the backend itself changes it.
 bool backend_in_transaction(int slot);
 
+// True if the backend in PGPROC number `slot` is idle outside a transaction: no transaction
+// open and waiting for its client (its wait event is ClientRead). Read without locks.
+bool backend_idle_outside_transaction(int slot);
+
 // Slots the server gives ordinary logins: max_connections minus those kept for superusers
 // (and, on 16+, for roles with privileges of pg_use_reserved_connections).
 int connection_capacity();

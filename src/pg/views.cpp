@@ -99,7 +99,7 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     const bool is_exempt = i == count - 1;
     const BudgetLimits& limits = budget.definition.limits;
     const BudgetCounters& c = budget.counters;
-    ResultRow<33> row;
+    ResultRow<34> row;
     row.text(budget.definition.name.view());
     limits.max_connections == BudgetLimits::kUnlimited ? row.null() : row.integer(limits.max_connections);
     row.integer(limits.reserved);
@@ -128,6 +128,7 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     row.timestamp(c.last_refusal_us);
     row.boolean(budget.paused);
     row.bigint(c.rejected_server_full);
+    row.bigint(c.reclaimed);
     row.emit(fcinfo);
   }
   return static_cast<Datum>(0);

@@ -1,8 +1,9 @@
 // The background worker process: connects to connbudget.database and loads the budgets
 // at start, after each commit that changed them, on SIGHUP, on connbudget.reload(), and
 // periodically (which also picks up changes replayed on a hot standby); between loads it
-// samples the budgets into connbudget.history (history_sampler.cpp) and writes the
-// summaries of refusal log lines the login path held back. It never holds our
+// ends idle sessions for waiting logins (idle_reclaim.cpp), samples the budgets into
+// connbudget.history (history_sampler.cpp) and writes the summaries of refusal log lines
+// the login path held back. It never holds our
 // lock while doing I/O, and logins never wait for it. The postmaster restarts it one second
 // after it exits; failed connection attempts back off so that a missing database is not
 // logged in a tight loop.
@@ -27,6 +28,7 @@ extern "C" {
 
 #include "pg/budget_loader.hpp"
 #include "pg/history_sampler.hpp"
+#include "pg/idle_reclaim.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
 #include "pg/version_compat.hpp"
@@ -131,10 +133,11 @@ TimestampTz summarise_held_back_lines(SharedState& state) {
       const bool poll_fast = RecoveryInProgress() || last_load_failed(state);
       next_check = TimestampTzPlusMilliseconds(now, poll_fast ? kStandbyRecheckMs : kRecheckMs);
     }
+    const TimestampTz next_reclaim = reclaim_idle_sessions();
     const TimestampTz next_summary = summarise_held_back_lines(state);
     const TimestampTz next_sample = sample_history_when_due(now);
-    const long timeout =
-        std::max<long>(1, TimestampDifferenceMilliseconds(now, std::min({next_check, next_summary, next_sample})));
+    const long timeout = std::max<long>(
+        1, TimestampDifferenceMilliseconds(now, std::min({next_check, next_reclaim, next_summary, next_sample})));
     WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, wait_event(Wait::Worker));
     ResetLatch(MyLatch);
   }

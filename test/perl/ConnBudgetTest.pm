@@ -16,7 +16,7 @@ use Test::More;
 
 use Exporter 'import';
 our @EXPORT = qw(start_node login start_login answered finish_login logout logout_and_wait wait_for_exit query
-  ended_by_server status_of wait_for_active wait_for_waiting poll_until reload_budgets);
+  start_query finish_query ended_by_server status_of wait_for_active wait_for_waiting poll_until reload_budgets);
 
 # A started cluster with the extension created in "postgres" (connbudget.database).
 sub start_node
@@ -192,10 +192,26 @@ sub logout_and_wait
 sub query
 {
 	my ($session, $sql) = @_;
+	return finish_query(start_query($session, $sql));
+}
+
+# Sends a query and returns at once; finish_query reads its result as query does.
+sub start_query
+{
+	my ($session, $sql) = @_;
+	if (my $socket = $session->{socket})
+	{
+		local $SIG{PIPE} = 'IGNORE';
+		print $socket 'Q' . pack('N', length($sql) + 5) . $sql . "\0";
+	}
+	return $session;
+}
+
+sub finish_query
+{
+	my ($session) = @_;
 	my $socket = $session->{socket} or return { ok => 0, sqlstate => 'NONE', message => 'no session' };
 	my $select = IO::Select->new($socket);
-	local $SIG{PIPE} = 'IGNORE';
-	print $socket 'Q' . pack('N', length($sql) + 5) . $sql . "\0";
 	my (@rows, %error);
 	while (1)
 	{

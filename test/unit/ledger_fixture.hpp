@@ -31,6 +31,11 @@ inline BudgetDefinition queueing(std::string_view name, std::string_view app, in
   return def;
 }
 
+inline BudgetDefinition reclaiming(BudgetDefinition def, int idle_reclaim_ms) {
+  def.limits.idle_reclaim_ms = idle_reclaim_ms;
+  return def;
+}
+
 inline BudgetDefinition with(BudgetDefinition def, int reserved, int priority = 0) {
   def.limits.reserved = reserved;
   def.limits.priority = priority;
@@ -129,6 +134,12 @@ class LedgerTest : public ::testing::Test {
       waiting_total += budget.waiting;
     }
     for (const SessionState& s : ledger_.sessions()) displaced += s.phase == SessionPhase::Displaced;
+    for (std::size_t b = 0; b < ledger_.budgets().size(); ++b) {
+      int reclaiming = 0;
+      for (const SessionState& s : ledger_.sessions())
+        reclaiming += s.phase == SessionPhase::Active && s.reclaimed && s.reclaimed_for == static_cast<int>(b);
+      ASSERT_EQ(ledger_.budgets()[b].reclaiming, reclaiming) << "budget " << b;
+    }
     ASSERT_EQ(h.occupied, occupied);
     ASSERT_EQ(h.unused_entitled, unused);
     ASSERT_EQ(h.sessions, sessions);

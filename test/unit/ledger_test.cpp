@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/reclaim.hpp"
 #include "ledger_fixture.hpp"
 
 using namespace connbudget;
@@ -561,12 +562,12 @@ TEST_F(LedgerTest, RandomOperationsKeepEveryInvariant) {
     BudgetDefinition monitored = with(queueing("m", "m", 1, 3), 0, 7);
     monitored.limits.mode = Mode::Monitor;
     const std::vector<std::vector<BudgetDefinition>> configurations = {
-        {with(queueing("a", "a", 2, 3), 2, 1), budget("b", "b", 1)},
+        {with(reclaiming(queueing("a", "a", 2, 3), 0), 2, 1), budget("b", "b", 1)},
         {with(queueing("b", "b", 3, 2), 1, 5), queueing("a", "a", 1, 5)},
         {with(budget("c", "c", 2), 2, 3), with(queueing("a", "a", 4), 3, 0)},
         {with(queueing("c", "c", 3, 4), 3, 9), with(queueing("a", "a", 2, 4), 0, 2),
          with(queueing("b", "b", 5, 0), 1, 4), monitored},
-        {monitored, with(queueing("a", "a", 6, 6), 4, 1)},
+        {monitored, with(reclaiming(queueing("a", "a", 6, 6), 0), 4, 1)},
         {},
     };
     const char* apps[] = {"a", "b", "c", "m", "x"};
@@ -594,6 +595,19 @@ TEST_F(LedgerTest, RandomOperationsKeepEveryInvariant) {
         case 7:
           if (phase(session) == SessionPhase::Free) login_as(session, "x", true);
           break;
+        case 8: {  // every candidate idle: end one, as the worker would
+          policy_.default_limits.idle_reclaim_ms = random() % 2 ? 0 : BudgetLimits::kNeverReclaim;
+          std::vector<IdleSession> idle(kSessions);
+          idle.resize(reclaim_candidates(ledger_, idle));
+          std::vector<Reclaim> planned(kSessions);
+          std::int64_t due = 0;
+          planned.resize(plan_reclaims(ledger_, idle, now_, planned, &due));
+          if (!planned.empty()) {
+            ASSERT_TRUE(ledger_.mark_reclaimed(planned[0], ++now_));
+          }
+          check_invariants();
+          break;
+        }
         default:
           if (phase(session) == SessionPhase::Free) {
             const char* app = apps[random() % 5];
