@@ -39,6 +39,8 @@ def classify(error):
         return "reclaimed"
     if isinstance(error, (asyncpg.exceptions.ConnectionDoesNotExistError, ConnectionError, OSError)):
         return "connection lost"
+    if isinstance(error, asyncpg.exceptions.InternalClientError) and "another operation" in text:
+        return "connection lost"  # asyncpg, when the server ends a connection it is resetting
     if "timed out waiting for a slot" in text or isinstance(error, asyncio.TimeoutError):
         return "timed out"
     if "has no connection left" in text or "too many clients" in text:
