@@ -62,9 +62,10 @@ echo "== Extraction and semantic workers past their budget (on_full = queue) wai
 q -c "SELECT budget, state, count(*), max(queue_position) AS last_in_line, round(max(waited_ms)) AS longest_wait_ms FROM connbudget.sessions WHERE budget IN ('extraction', 'semantic') GROUP BY 1, 2 ORDER BY 1, 2"
 echo "== Event workers past their budget (on_full = reject) are refused at login, SQLSTATE 53300:"
 example 'connection budget "event" is full'
-echo "== Waiting logins hold a backend too. Beyond 57 - 10 (kept free for the API), workers are"
-echo "   refused, queueing or not; a waiting semantic worker (priority 1) gives its place to an"
-echo "   extraction worker (priority 2):"
+echo "== Waiting logins hold a backend too, and may not take one another budget is entitled to (the"
+echo "   budgets' 42 fit the server's 57, so each may always have its max_connections): beyond the"
+echo "   15 spare, workers are refused, queueing or not; a waiting semantic worker (priority 1)"
+echo "   gives its place to an extraction worker (priority 2):"
 example 'remaining connections are reserved'
 
 echo "== The API backend still logs in 4 more times (its reservation is kept free for it):"
