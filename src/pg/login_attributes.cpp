@@ -52,6 +52,8 @@ Login login_of(const char* application_name, const char* role_name, const char* 
     const auto* form = reinterpret_cast<Form_pg_authid>(GETSTRUCT(tuple));
     login.role = form->oid;
     login.superuser = form->rolsuper;
+    login.can_login = form->rolcanlogin;
+    login.connection_limit = form->rolconnlimit;
     login.exempt = exempt_superusers && form->rolsuper;
     ReleaseSysCache(tuple);
   }

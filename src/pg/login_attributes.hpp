@@ -15,8 +15,10 @@ namespace connbudget::pg {
 
 struct Login {
   LoginAttributes attributes;
-  Oid role = InvalidOid;
+  Oid role = InvalidOid;     // InvalidOid: no such role
   bool superuser = false;
+  bool can_login = false;    // rolcanlogin
+  int connection_limit = -1;  // rolconnlimit
   bool exempt = false;       // a superuser, and connbudget.exempt_superusers is on
   int kept_free = 0;         // backends PostgreSQL keeps from this login (version_compat)
   bool has_groups = false;   // attributes.member_of is filled in

@@ -29,6 +29,7 @@ extern "C" {
 #include <chrono>
 
 #include "pg/login_attributes.hpp"
+#include "pg/login_checks.hpp"
 #include "pg/login_hook.hpp"
 #include "pg/login_reports.hpp"
 #include "pg/settings.hpp"
@@ -204,6 +205,8 @@ void on_client_authentication(Port* port, int status) {
 
   const Clock::time_point started = Clock::now();
   Login login = login_from_port(*port);
+  // A login PostgreSQL is about to refuse takes no place: it goes on to that error.
+  if (postgres_will_refuse(login)) return;
   static bool release_registered = false;
   if (!release_registered) {
     before_shmem_exit(release_session, 0);
