@@ -15,6 +15,15 @@ enum class NameCleaning : unsigned char {
   HexEscape,     // PostgreSQL 16 and later: each such byte becomes the four characters \xNN
 };
 
+// The most of a login's application_name that counts: as pg_stat_activity shows it
+// (NAMEDATALEN - 1 bytes), and so as much as a budget pattern is matched against.
+inline constexpr std::size_t kApplicationNameMax = 63;
+
+// The part of a (cleaned, so ASCII) application_name that counts.
+constexpr std::string_view counted_application_name(std::string_view name) noexcept {
+  return name.substr(0, kApplicationNameMax);
+}
+
 // True if PostgreSQL passes this byte of an application_name on unchanged.
 constexpr bool is_clean_application_name_byte(unsigned char c) noexcept { return c >= 32 && c <= 126; }
 

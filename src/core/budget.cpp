@@ -85,6 +85,10 @@ std::optional<DefinitionError> build_definition(const BudgetRow& row, BudgetDefi
                    width(pattern), pattern.data(), width(name), name.data(),
                    row.application_name_cleaning == NameCleaning::QuestionMark ? "\"?\"" : "\\xNN", suggestion);
     }
+    if (like_min_length(pattern) > kApplicationNameMax)
+      return error("application_name pattern of budget \"%.*s\" can never match: it matches only names longer than "
+                   "the %zu bytes of a login's application_name that count",
+                   width(name), name.data(), kApplicationNameMax);
     if (!rule.application_name.assign(pattern))
       return error("application_name pattern of budget \"%.*s\" is longer than %zu bytes",
                    width(name), name.data(), kPatternMax);

@@ -62,6 +62,16 @@ bool like_match(std::string_view text, std::string_view pattern) noexcept {
   return p == pattern.size();
 }
 
+std::size_t like_min_length(std::string_view pattern) noexcept {
+  std::size_t length = 0;
+  for (std::size_t p = 0; p < pattern.size(); ++p) {
+    if (pattern[p] == '%') continue;
+    if (pattern[p] == '\\' && p + 1 < pattern.size()) ++p;
+    ++length;  // '_' or a literal byte
+  }
+  return length;
+}
+
 const char* like_pattern_error(std::string_view pattern) noexcept {
   for (std::size_t p = 0; p < pattern.size(); ++p) {
     if (pattern[p] != '\\') continue;

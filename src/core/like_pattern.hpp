@@ -13,4 +13,7 @@ bool like_match(std::string_view text, std::string_view pattern) noexcept;
 // Null if pattern is a valid LIKE pattern, else why it is not (PostgreSQL's wording).
 const char* like_pattern_error(std::string_view pattern) noexcept;
 
+// The fewest bytes a text matching the (valid) pattern can have.
+std::size_t like_min_length(std::string_view pattern) noexcept;
+
 }  // namespace connbudget

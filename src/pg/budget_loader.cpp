@@ -1,7 +1,8 @@
 // Reads connbudget.budgets (SPI, in the worker's own transaction), validates every row with
 // the core's rules and publishes the result to the ledger under the exclusive lock. A load
 // that fails changes nothing: the last good budgets stay, and the reason is shown in
-// connbudget.worker and logged once.
+// connbudget.worker and logged once. An extension that is absent from connbudget.database
+// (never created, or dropped) means no budgets: that is published, and logged once.
 extern "C" {
 #include "postgres.h"
 
@@ -179,11 +180,19 @@ void load_budgets(std::uint64_t answering) {
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, "loading connbudget.budgets");
-    if (!OidIsValid(get_extension_oid("pg_connbudget", true)))
-      std::snprintf(load_error, sizeof load_error,
-                    "extension pg_connbudget is not installed in database \"%s\"", database);
-    else
+    static bool absent_logged = false;
+    const bool absent = !OidIsValid(get_extension_oid("pg_connbudget", true));
+    if (absent) {
+      publish({});
+      if (!absent_logged)
+        ereport(LOG, (errmsg("pg_connbudget: extension pg_connbudget is not installed in database \"%s\": no "
+                             "budgets are enforced",
+                             database),
+                      errhint("CREATE EXTENSION pg_connbudget in that database to enforce budgets.")));
+    } else {
       read_and_publish();
+    }
+    absent_logged = absent;
     PopActiveSnapshot();
     CommitTransactionCommand();
   }

@@ -1,10 +1,15 @@
 // Triggers of connbudget.budgets: each row is validated by the core's rules before it is
 // written; after each statement the table as a whole is checked (count and reservations
 // against what the server can hold), and the worker is woken once the transaction commits.
+// DROP EXTENSION pg_connbudget wakes it at commit too (an object access hook, called only
+// for DDL), so that dropping the extension stops enforcement at once.
 extern "C" {
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -63,6 +68,15 @@ void wake_worker_after_commit() {
   wake_worker_at_commit = true;
 }
 
+object_access_hook_type previous_object_access_hook = nullptr;
+
+void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
+  if (previous_object_access_hook) previous_object_access_hook(access, class_id, object_id, sub_id, arg);
+  if (access != OAT_DROP || class_id != ExtensionRelationId) return;
+  if (const char* name = get_extension_name(object_id); name && strcmp(name, "pg_connbudget") == 0)
+    wake_worker_after_commit();
+}
+
 TriggerData* trigger_data(FunctionCallInfo fcinfo) {
   if (!CALLED_AS_TRIGGER(fcinfo))
     ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -108,6 +122,11 @@ void check_table_totals(Relation budgets) {
 }  // namespace
 
 bool budgets_changed_in_this_transaction() { return wake_worker_at_commit; }
+
+void install_drop_watch() {
+  previous_object_access_hook = object_access_hook;
+  object_access_hook = on_object_access;
+}
 
 }  // namespace connbudget::pg
 

@@ -41,7 +41,8 @@ ClientAddress address_of_socket(const SockAddr& socket) {
 Login login_of(const char* application_name, const char* role_name, const char* database_name,
                ClientAddress address) {
   Login login;
-  login.attributes.application_name = application_name ? application_name : "";
+  // Only what pg_stat_activity shows of it counts (and is matched, under our lock).
+  login.attributes.application_name = counted_application_name(application_name ? application_name : "");
   login.attributes.role_name = role_name ? role_name : "";
   login.attributes.database_name = database_name ? database_name : "";
   login.attributes.client_addr = address;

@@ -2,17 +2,50 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/pg_database.h"
-#include "commands/dbcommands.h"
+#include "storage/lockdefs.h"
 #include "storage/procarray.h"
-#include "utils/syscache.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 }
 
 #include "pg/login_checks.hpp"
 #include "pg/version_compat.hpp"
 
 namespace connbudget::pg {
+namespace {
+
+// The database as InitPostgres will find it: by name in pg_database, through its index
+// once the shared catalogs' relcache is complete, else by a heap scan (as its
+// GetDatabaseTuple() does, right after this hook).
+struct Database {
+  Oid oid = InvalidOid;
+  bool refuses = false;        // invalid, or does not allow connections
+  int connection_limit = -1;   // datconnlimit
+};
+
+Database find_database(const char* name) {
+  Database database;
+  ScanKeyData key;
+  ScanKeyInit(&key, Anum_pg_database_datname, BTEqualStrategyNumber, F_NAMEEQ, CStringGetDatum(name));
+  Relation relation = table_open(DatabaseRelationId, AccessShareLock);
+  SysScanDesc scan = systable_beginscan(relation, DatabaseNameIndexId, criticalSharedRelcachesBuilt, nullptr, 1, &key);
+  if (HeapTuple tuple = systable_getnext(scan); HeapTupleIsValid(tuple)) {
+    auto* form = reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple));
+    database.oid = form->oid;
+    database.refuses = database_is_invalid_form(form) || !form->datallowconn;
+    database.connection_limit = form->datconnlimit;
+  }
+  systable_endscan(scan);
+  table_close(relation, AccessShareLock);
+  return database;
+}
+
+}  // namespace
 
 bool postgres_will_refuse(const Login& login) {
   // InitializeSessionUserId: the role exists, may log in, is below its connection limit
@@ -22,17 +55,12 @@ bool postgres_will_refuse(const Login& login) {
     return true;
   // CheckMyDatabase: the database exists, is valid, allows connections, grants CONNECT,
   // is below its connection limit.
-  const char* name = login.attributes.database_name.data();
-  const Oid database = login.attributes.database_name.empty() ? InvalidOid : get_database_oid(name, true);
-  if (!OidIsValid(database)) return true;
-  HeapTuple tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(database));
-  if (!HeapTupleIsValid(tuple)) return true;
-  auto* form = reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple));
-  const bool refused = database_is_invalid_form(form) || !form->datallowconn ||
-                       (!login.superuser && (!may_connect(database, login.role) ||
-                                             (form->datconnlimit >= 0 &&
-                                              CountDBConnections(database) >= form->datconnlimit)));
-  ReleaseSysCache(tuple);
+  if (login.attributes.database_name.empty()) return true;
+  const Database database = find_database(login.attributes.database_name.data());
+  if (!OidIsValid(database.oid) || database.refuses) return true;
+  const bool refused = !login.superuser && (!may_connect(database.oid, login.role) ||
+                                            (database.connection_limit >= 0 &&
+                                             CountDBConnections(database.oid) >= database.connection_limit));
   return refused;
 }
 

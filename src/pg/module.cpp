@@ -11,6 +11,7 @@ PG_MODULE_MAGIC;
 PGDLLEXPORT void _PG_init(void);
 }
 
+#include "pg/budgets_triggers.hpp"
 #include "pg/history_store.hpp"
 #include "pg/login_hook.hpp"
 #include "pg/settings.hpp"
@@ -24,5 +25,6 @@ void _PG_init(void) {
   request_shared_state();
   request_history();  // after the ledger: the history starts from its counters
   install_login_hook();
+  install_drop_watch();
   register_worker();
 }

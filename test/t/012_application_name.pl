@@ -1,5 +1,6 @@
 # A login's application_name is what the server made of the startup packet's: PostgreSQL 15
-# writes each byte outside printable ASCII as '?', 16 and later as \xNN. Real logins with
+# writes each byte outside printable ASCII as '?', 16 and later as \xNN; and only its first
+# 63 bytes count. Real logins with
 # such names land in the budget connbudget.match() names for the same name, on every
 # version, and the views show the name as the server does.
 use strict;
@@ -39,6 +40,25 @@ my ($rc, $stdout, $stderr) = $node->psql('postgres',
 isnt($rc, 0, 'a pattern no login can carry is refused');
 like($stderr, $version >= 160000 ? qr/as \\xNN; write "caf\\\\xc3\\\\xa9%"/ : qr/as "\?"; write "caf\?\?%"/,
 	'with the pattern that matches such names on this version');
+
+# Only the first 63 bytes of an application_name count, as pg_stat_activity shows it: a
+# 10 kB name is matched in its first 63 bytes, so it cannot stall the login path.
+$node->safe_psql('postgres', q{
+	INSERT INTO connbudget.budgets (name, position, application_name, max_connections) VALUES ('tail', 3, '%tail', 5);
+});
+reload_budgets($node);
+my $long = ('a' x 9800) . 'tail';    # near the 10,000 bytes a startup packet may have
+my $long_session = login($node, user => 'worker', application_name => $long);
+ok($long_session->{ok}, 'a login with a 9.8 kB application_name gets in');
+is($node->safe_psql('postgres', "SELECT budget || ' ' || length(application_name) FROM connbudget.sessions WHERE pid = $long_session->{pid}"),
+	'default 63', 'its name counts in its first 63 bytes: "...tail" at the end does not match "%tail"');
+is($node->safe_psql('postgres', "SELECT connbudget.match(repeat('a', 9800) || 'tail', 'worker', 'postgres')"),
+	'default', 'match() counts the same');
+ConnBudgetTest::logout($long_session);
+($rc, $stdout, $stderr) = $node->psql('postgres',
+	q{INSERT INTO connbudget.budgets (name, application_name, max_connections) VALUES ('long', '%' || repeat('a', 250) || 'b', 5)});
+like($stderr, qr/can never match: it matches only names longer than the 63 bytes of a login's application_name that count/,
+	'a pattern only longer names could match is refused');
 
 $node->stop;
 done_testing();

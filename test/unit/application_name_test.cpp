@@ -73,3 +73,17 @@ TEST(ApplicationName, BudgetRefusesAPatternNoLoginCanCarryAndSaysWhatToWrite) {
   EXPECT_EQ(problem_with_pattern("caf??", NameCleaning::QuestionMark), "");
   EXPECT_EQ(problem_with_pattern("caf\\\\xc3\\\\xa9", NameCleaning::HexEscape), "");
 }
+
+TEST(ApplicationName, OnlyItsFirst63BytesCount) {
+  const std::string long_name = std::string(100, 'a') + "tail";
+  EXPECT_EQ(counted_application_name(long_name), std::string(63, 'a'));
+  EXPECT_EQ(counted_application_name("short"), "short");
+}
+
+TEST(ApplicationName, APatternOnlyLongerNamesMatchIsRefused) {
+  const std::string pattern = "%" + std::string(64, 'a');
+  EXPECT_EQ(problem_with_pattern(pattern, NameCleaning::HexEscape),
+            "application_name pattern of budget \"cafe\" can never match: it matches only names longer than the 63 "
+            "bytes of a login's application_name that count");
+  EXPECT_EQ(problem_with_pattern("%" + std::string(63, 'a'), NameCleaning::HexEscape), "");
+}

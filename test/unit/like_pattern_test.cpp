@@ -49,3 +49,10 @@ TEST(LikePattern, TrailingEscapeIsInvalidAndMatchesNothing) {
   EXPECT_EQ(like_pattern_error("a%b_c\\%"), nullptr);
   EXPECT_FALSE(like_match("abc", "abc\\"));
 }
+
+TEST(LikePattern, MinLengthCountsLiteralsAndUnderscoresNotPercents) {
+  EXPECT_EQ(connbudget::like_min_length(""), 0u);
+  EXPECT_EQ(connbudget::like_min_length("%"), 0u);
+  EXPECT_EQ(connbudget::like_min_length("a%b_c"), 4u);
+  EXPECT_EQ(connbudget::like_min_length("100\\%"), 4u);  // an escaped % is a literal
+}
