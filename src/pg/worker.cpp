@@ -58,22 +58,33 @@ void forget(int, Datum) {
                   "could not connect to database \"%s\" (connbudget.database); see the server log",
                   database);
     state.last_error_at = GetCurrentTimestamp();
+    // Whoever waits in connbudget.reload() gets that answer now.
+    state.reloads_answered = pg_atomic_read_u64(&state.reload_requests);
+    strlcpy(state.answered_error, state.last_error, sizeof state.answered_error);
   }
   state.worker_pid = 0;
   state.worker_latch = nullptr;
   LWLockRelease(state.lock);
 }
 
-// After failed attempts to connect, waits 1, 2, 4 ... up to 60 seconds before the next.
+// After failed attempts to connect, waits 1, 2, 4 ... up to 60 seconds before the next;
+// connbudget.reload() cuts the wait short. A new process starts with its latch set, and
+// other wake-ups (commits, waiting logins) do not end the wait either.
 void back_off(SharedState& state) {
   LWLockAcquire(state.lock, LW_SHARED);
   const int failures = state.worker_connect_failures;
   LWLockRelease(state.lock);
   if (failures == 0) return;
   const long delay = std::min(kMaxConnectBackoffMs, 1000L << std::min(failures - 1, 16));
-  WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, delay, wait_event(Wait::Worker));
-  ResetLatch(MyLatch);
-  CHECK_FOR_INTERRUPTS();
+  const uint64 reloads = pg_atomic_read_u64(&state.reload_requests);
+  const TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
+  for (;;) {
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+    const long left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+    if (left <= 0 || pg_atomic_read_u64(&state.reload_requests) != reloads) return;
+    WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, wait_event(Wait::Worker));
+  }
 }
 
 void set_connecting(SharedState& state, bool connecting) {

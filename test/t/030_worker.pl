@@ -1,7 +1,8 @@
 # The background worker: restarts after it is killed while logins go on unblocked; keeps
-# the last good budgets (and says why, once) when the extension is missing or a row cannot
-# be loaded; reload() reports the live generation or the error; a missing database does
-# not lock anybody out.
+# the last good budgets (and says why, once) when a row cannot be loaded; enforces nothing
+# once the extension is dropped; reload() reports the live generation or the error; a
+# missing database does not lock anybody out, and the worker's attempts to connect to it
+# back off.
 use strict;
 use warnings;
 use FindBin;
@@ -89,8 +90,32 @@ ok(login($orphan, user => 'app', application_name => 'pair')->{ok},
 ok($orphan->poll_query_until('postgres',
 		q{SELECT last_error LIKE 'could not connect to database "no_such_db"%' FROM connbudget.worker}),
 	'connbudget.worker says the worker cannot connect');
-my ($r) = $orphan->psql('postgres', 'SET statement_timeout = 0; SELECT connbudget.reload()');
+my ($r, $out, $err) = $orphan->psql('postgres', 'SET statement_timeout = 0; SELECT connbudget.reload()');
 isnt($r, 0, 'reload() fails instead of hanging forever');
+like($err, qr/could not load budgets: could not connect to database "no_such_db"/, 'and says why');
+
+# Its attempts back off: 1, 2, 4 ... s apart (as the server log's times show), not one a
+# second: a new process starts with its latch set, which must not cut the wait short.
+my $attempts = sub {
+	my @times;
+	for my $line (split /\n/, slurp_file($orphan->logfile))
+	{
+		push @times, $1 * 3600 + $2 * 60 + $3
+		  if $line =~ /^\S+ (\d+):(\d+):([\d.]+) \S+ \[\d+\] .*FATAL:  database "no_such_db" does not exist/;
+	}
+	return @times;
+};
+my $before = () = $attempts->();
+my @times;
+for (1 .. $PostgreSQL::Test::Utils::timeout_default * 10)
+{
+	@times = $attempts->();
+	last if @times >= $before + 3;
+	select(undef, undef, undef, 0.1);    # poll the log
+}
+cmp_ok(scalar(@times), '>=', $before + 3, 'the worker tried again and again');
+my @gaps = ($times[-2] - $times[-3], $times[-1] - $times[-2]);
+cmp_ok($gaps[1], '>', $gaps[0] + 0.5, sprintf('each time waiting longer (%.1f s, then %.1f s)', @gaps));
 $orphan->stop;
 
 $node->stop;
