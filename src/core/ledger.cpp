@@ -266,17 +266,38 @@ Departed Ledger::leave_queue(std::int32_t session, Departure why, std::int64_t n
   if (slot.phase == SessionPhase::Active) return {Departed::Outcome::Granted, budget, {}};
   if (slot.phase != SessionPhase::Waiting) return {Departed::Outcome::Displaced, budget, {}};
   unlink(session);
-  BudgetCounters& counters = budgets_[budget].counters;
+  count_departure(budgets_[budget].counters, why, now_us);
+  slot = SessionState();
+  grant_waiters(now_us, wakeups);
+  return {Departed::Outcome::Left, budget, budgets_[budget].log.note(now_us)};
+}
+
+void Ledger::count_departure(BudgetCounters& counters, Departure why, std::int64_t now_us) noexcept {
   switch (why) {
     case Departure::TimedOut:
       ++counters.timed_out;
       counters.last_refusal_us = now_us;
       break;
     case Departure::Abandoned: ++counters.abandoned; break;
-    case Departure::Terminated: ++counters.terminated; break;
+    case Departure::Terminated:
+    case Departure::Canceled: ++counters.terminated; break;
   }
-  slot = SessionState();
-  grant_waiters(now_us, wakeups);
+}
+
+Departed Ledger::forgo_grant(std::int32_t session, Departure why, std::int64_t now_us, Wakeups& wakeups) noexcept {
+  if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size()) return {};
+  SessionState& slot = sessions_[session];
+  if (slot.phase != SessionPhase::Active) return leave_queue(session, why, now_us, wakeups);
+  const std::int32_t budget = slot.budget;
+  if (slot.granted_us == 0) return {Departed::Outcome::Granted, budget, {}};
+  // Undo what the grant counted (the longest wait stays: it did wait that long).
+  BudgetCounters& counters = budgets_[budget].counters;
+  --counters.admitted;
+  --counters.waits;
+  counters.wait_total_us -= slot.waited_us;
+  --counters.wait_histogram[wait_bucket(slot.waited_us)];
+  count_departure(counters, why, now_us);
+  release(session, now_us, wakeups);
   return {Departed::Outcome::Left, budget, budgets_[budget].log.note(now_us)};
 }
 

@@ -189,7 +189,9 @@ struct Admission {
 };
 
 // Why a waiting login leaves the queue without its slot.
-enum class Departure : std::uint8_t { TimedOut, Abandoned, Terminated };
+// Terminated and Canceled (pg_terminate_backend, pg_cancel_backend, shutdown) are both
+// counted as terminated.
+enum class Departure : std::uint8_t { TimedOut, Abandoned, Terminated, Canceled };
 
 struct Departed {
   enum class Outcome : std::uint8_t {
@@ -288,6 +290,13 @@ class Ledger {
   Departed leave_queue(std::int32_t session, Departure why, std::int64_t now_us,
                        Wakeups& wakeups) noexcept;
 
+  // A waiting login that ends although its slot was just handed to it (terminated or
+  // canceled as the slot came): gives the slot back and counts it as leaving the queue
+  // for `why`, not as admitted. For a login still waiting, leave_queue(). Granted (and
+  // nothing changes) if the login was admitted without waiting. Only the login itself
+  // calls it, before it leaves the login hook.
+  Departed forgo_grant(std::int32_t session, Departure why, std::int64_t now_us, Wakeups& wakeups) noexcept;
+
   // Makes `definitions` (validated, in match order) and the policy's default limits,
   // enforcement switch and capacity the live configuration. Budgets keep their counters by
   // name; sessions and waiters of deleted budgets move to default; reservations are
@@ -378,6 +387,8 @@ class Ledger {
   std::int32_t youngest_waiter_below(std::int32_t priority) const noexcept;
   // Takes a waiter out of its queue: it gave its place (to `by`, or to reservations).
   void displace(std::int32_t waiter, std::int32_t by, std::int64_t now_us) noexcept;
+  // Counts a waiting login leaving for `why`.
+  static void count_departure(BudgetCounters& counters, Departure why, std::int64_t now_us) noexcept;
   // Counts a login turned away for `verdict` (or a displaced waiter); the log decision.
   LogLimiter::Decision count_refusal(std::int32_t budget, Verdict verdict, std::int64_t now_us) noexcept;
   // Applies the policy's settings to the ledger (entitlements follow a changed capacity,

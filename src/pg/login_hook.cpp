@@ -128,7 +128,10 @@ Departed::Outcome leave_queue(SharedState& state, int session, Departure why, Ou
   Wakeups wakeups(wakeup_buffer());
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
-  const Departed departed = ledger().leave_queue(session, why, now, wakeups);
+  // Terminated or canceled: not admitted even if the slot came meanwhile.
+  const Departed departed = why == Departure::Terminated || why == Departure::Canceled
+                                ? ledger().forgo_grant(session, why, now, wakeups)
+                                : ledger().leave_queue(session, why, now, wakeups);
   if (departed.outcome == Departed::Outcome::Left) {
     booked_session = -1;
     const BudgetState& budget = ledger().budgets()[departed.budget];
@@ -145,8 +148,17 @@ Departed::Outcome leave_queue(SharedState& state, int session, Departure why, Ou
   return departed.outcome;
 }
 
+// Why PostgreSQL would interrupt this waiting login now: pg_terminate_backend() or a
+// shutdown, pg_cancel_backend(). During authentication it would end it silently, as if it
+// had timed out; we say why, and name the budget.
+std::optional<Departure> interruption() {
+  if (ProcDiePending) return Departure::Terminated;
+  if (QueryCancelPending) return Departure::Canceled;
+  return std::nullopt;
+}
+
 // Waits in the budget's queue until the slot is handed over (returns), or the timeout
-// passes, the client goes away or the backend is terminated (FATAL). Postmaster death
+// passes, the client goes away or the backend is terminated or canceled (FATAL). Postmaster death
 // ends the process; the release callback then takes the login out of the queue.
 void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& login) {
   const int session = my_session_slot();
@@ -170,7 +182,8 @@ void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& l
     FixedString<kNameMax> displaced_by;
     LogLimiter::Decision displaced_log;
     const SessionPhase phase = waiting_phase(state, session, &displaced_by, &displaced_log);
-    if (phase == SessionPhase::Active) break;
+    if (!departure) departure = interruption();  // even if the slot just came
+    if (phase == SessionPhase::Active && !departure) break;
     if (phase == SessionPhase::Displaced)
       report_displaced(queued, login, TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()), displaced_by,
                        displaced_log);
@@ -190,8 +203,7 @@ void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& l
         (event.events & WL_SOCKET_CLOSED))
       departure = Departure::Abandoned;
     ResetLatch(MyLatch);
-    // During authentication PostgreSQL would end us silently, as if timed out: say why.
-    if (ProcDiePending && !departure) departure = Departure::Terminated;
+    if (!departure) departure = interruption();
     if (!departure) CHECK_FOR_INTERRUPTS();
   }
   FreeWaitEventSet(events);

@@ -6,6 +6,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "storage/proc.h"
+#include "tcop/tcopprot.h"
 #include "utils/elog.h"
 }
 
@@ -249,6 +250,13 @@ void install_log_limiter() {
   const char* who = login_description(login);
   const char* more = held_back(a.log);
   limit_server_log(a.log, FATAL);
+  if (why == Departure::Canceled)
+    ereport(FATAL, (errcode(ERRCODE_QUERY_CANCELED),
+                    errmsg("canceling a login that waited for a slot in connection budget \"%s\"",
+                           queued.budget.c_str()),
+                    errdetail("waited %ld ms; %d of %d connections in use.", waited_ms, a.active, a.limit),
+                    errdetail_log("waited %ld ms; %d of %d connections in use; %s.%s", waited_ms, a.active,
+                                  a.limit, who, more)));
   if (why == Departure::Terminated)
     ereport(FATAL, (errcode(ERRCODE_ADMIN_SHUTDOWN),
                     errmsg("terminating a login that waited for a slot in connection budget \"%s\"",
@@ -256,12 +264,14 @@ void install_log_limiter() {
                     errdetail("waited %ld ms; %d of %d connections in use.", waited_ms, a.active, a.limit),
                     errdetail_log("waited %ld ms; %d of %d connections in use; %s.%s", waited_ms, a.active,
                                   a.limit, who, more)));
-  if (why == Departure::Abandoned)
+  if (why == Departure::Abandoned) {
+    whereToSendOutput = DestNone;  // the client has gone: nothing to send it (no "Broken pipe")
     ereport(FATAL, (errcode(ERRCODE_CONNECTION_FAILURE),
                     errmsg("client closed the connection while waiting for a slot in connection budget \"%s\"",
                            queued.budget.c_str()),
                     errdetail_log("waited %ld ms; %d of %d connections in use; %s.%s", waited_ms, a.active,
                                   a.limit, who, more)));
+  }
   const bool budget_had_room = a.limit == BudgetLimits::kUnlimited || a.active < a.limit;
   ereport(FATAL,
           (errcode(ERRCODE_TOO_MANY_CONNECTIONS),

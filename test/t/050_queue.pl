@@ -1,6 +1,6 @@
 # A full budget with on_full = 'queue' makes logins wait their turn: FIFO, handed the
 # freed slot directly, bounded by queue_timeout and max_queue; every way out of the queue
-# is clean (timeout, client gone, termination); raising or deleting the budget admits or
+# is clean (timeout, client gone, termination, cancel, shutdown); raising or deleting the budget admits or
 # re-routes waiters at once.
 use strict;
 use warnings;
@@ -68,6 +68,8 @@ ok(wait_for_waiting($node, 'extraction', 1), 'a waiter is queued');
 close $quitter->{socket};
 ok(wait_for_waiting($node, 'extraction', 0), 'closing its socket takes it out of the queue');
 is(status_of($node)->{extraction}{abandoned}, 1, 'counted as abandoned');
+unlike(slurp_file($node->logfile), qr/could not send data to client/,
+	'the server does not try to tell the client that went away (no "Broken pipe" in the log)');
 logout($current);
 ok(wait_for_active($node, 'extraction', 0), 'the abandoned waiter consumed no slot');
 $current = login($node, %worker);
@@ -84,6 +86,20 @@ is($terminated->{message}, 'terminating a login that waited for a slot in connec
 	'with a message that says so');
 ok(wait_for_waiting($node, 'extraction', 0), 'and leaves the queue');
 is(status_of($node)->{extraction}{active}, 1, 'the slot holder is untouched');
+
+# pg_cancel_backend of a waiter ends it too, saying so, counted as terminated.
+my $canceled_waiter = start_login($node, %worker);
+ok(wait_for_waiting($node, 'extraction', 1), 'another waiter is queued');
+my $terminated_before = $node->safe_psql('postgres', q{SELECT terminated || '/' || abandoned FROM connbudget.status WHERE budget = 'extraction'});
+$node->safe_psql('postgres',
+	"SELECT pg_cancel_backend(pid) FROM connbudget.sessions WHERE state = 'waiting'");
+my $canceled = finish_login($canceled_waiter);
+is($canceled->{sqlstate}, '57014', 'a canceled waiter gets query_canceled');
+is($canceled->{message}, 'canceling a login that waited for a slot in connection budget "extraction"',
+	'with a message naming the budget');
+my ($terminated_count, $abandoned_count) = split m{/}, $terminated_before;
+is($node->safe_psql('postgres', q{SELECT terminated || '/' || abandoned FROM connbudget.status WHERE budget = 'extraction'}),
+	($terminated_count + 1) . "/$abandoned_count", 'counted as terminated, not abandoned');
 
 # A waiting login does not hold back VACUUM: it holds no snapshot while it waits. (Before
 # it has a database, it counts only for the horizon of shared catalogs such as pg_authid.)
@@ -147,5 +163,25 @@ note "handoff latency: $handoff";
 ok($handoff =~ /^(\d+) handoffs/ && $1 > 0, 'handoffs were measured');
 
 logout($current);
+# A fast shutdown while logins wait: each ends with its own message, none silently, even
+# the ones whose slot comes as the sessions before them end; none counts as admitted.
+$node->safe_psql('postgres', q{
+	INSERT INTO connbudget.budgets (name, application_name, max_connections, on_full, queue_timeout)
+	VALUES ('last', 'last', 1, 'queue', '60s');
+	SELECT connbudget.reset_stats('last');
+});
+reload_budgets($node);
+my $last_holder = login($node, user => 'worker', application_name => 'last');
+my @last_waiters = map { start_login($node, user => 'worker', application_name => 'last') } 1 .. 3;
+ok(wait_for_waiting($node, 'last', 3), 'three logins wait');
+$node->stop('fast');
+my @ended = map { finish_login($_) } @last_waiters;
+is(scalar(grep { ($_->{message} // '') eq 'terminating a login that waited for a slot in connection budget "last"' } @ended), 3,
+	'at a fast shutdown every waiting login is told why it ends')
+  or diag explain \@ended;
+$node->start;
+is($node->safe_psql('postgres', q{SELECT admitted || '/' || terminated FROM connbudget.status WHERE budget = 'last'}),
+	'1/3', 'counted (the counters survive the clean shutdown): one admitted, three terminated');
+
 $node->stop;
 done_testing();

@@ -623,3 +623,28 @@ TEST_F(LedgerTest, RandomOperationsKeepEveryInvariant) {
     }
   }
 }
+
+TEST_F(LedgerTest, ALoginTerminatedAsItsSlotCameIsCountedTerminatedNotAdmitted) {
+  configure({queueing("w", "w", 1)});
+  login_as(0, "w");
+  EXPECT_EQ(login_as(1, "w").verdict, Verdict::Queue);
+  login_as(2, "w");
+  EXPECT_EQ(release(0), Woken{1});  // its slot is handed over as it is being terminated
+  EXPECT_EQ(counters("w").admitted, 2);
+  Wakeups wakeups(buffer_);
+  const Departed left = ledger_.forgo_grant(1, Departure::Terminated, ++now_, wakeups);
+  check_invariants();
+  EXPECT_EQ(left.outcome, Departed::Outcome::Left);
+  EXPECT_EQ(counters("w").terminated, 1);
+  // Passed on to the next waiter: counted admitted are 0 and 2, not 1.
+  EXPECT_EQ(std::vector<int>(wakeups.sessions().begin(), wakeups.sessions().end()), Woken{2});
+  EXPECT_EQ(counters("w").admitted, 2);
+  EXPECT_EQ(counters("w").waits, 1);
+  EXPECT_EQ(ledger_.forgo_grant(2, Departure::Canceled, ++now_, wakeups).outcome, Departed::Outcome::Left);
+  EXPECT_EQ(counters("w").admitted, 1);
+  EXPECT_EQ(counters("w").waits, 0);
+  EXPECT_EQ(counters("w").terminated, 2);  // a cancel counts as terminated too
+  login_as(3, "w");
+  EXPECT_EQ(ledger_.forgo_grant(3, Departure::Terminated, ++now_, wakeups).outcome, Departed::Outcome::Granted)
+      << "admitted without waiting: nothing to forgo";
+}
