@@ -178,6 +178,7 @@ struct Admission {
   std::int32_t capacity = 0;          // the server then: its capacity,
   std::int32_t free = 0;              // how much of it the ledger counted free,
   std::int32_t reserved_for_others = 0;  // and how much of that other budgets were entitled to;
+  std::int32_t waiting_room = 0;      // the part of the capacity kept for waiting logins;
   std::int32_t server_sessions = 0;   // the sessions (superusers' included),
   std::int32_t server_exempt = 0;     // the superusers' sessions,
   std::int32_t server_waiting = 0;    // the waiting logins

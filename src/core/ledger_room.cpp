@@ -103,6 +103,7 @@ Admission Ledger::evaluate(std::int32_t budget, const Policy& policy, const Free
   a.capacity = header_->capacity;
   a.free = header_->capacity - header_->occupied;
   a.reserved_for_others = header_->unused_entitled - unused_entitlement(budget);
+  a.waiting_room = header_->waiting_room;
   a.server_sessions = header_->sessions;
   a.server_exempt = budgets_[kExemptBudget].active;
   a.server_waiting = header_->waiting;

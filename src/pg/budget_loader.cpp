@@ -70,6 +70,12 @@ void warn_about_waiting_room(std::span<const BudgetDefinition> budgets, const Re
                                 reserved),
                       errhint("Lower connbudget.waiting_room or the reservations, or raise max_connections.")));
   warned_for = crowded ? policy.waiting_room : -1;
+  static int warned_too_large = -1;
+  if (waiting_room > policy.capacity && warned_too_large != waiting_room)
+    ereport(WARNING, (errmsg("pg_connbudget: connbudget.waiting_room (%d) is larger than the server's capacity (%d) "
+                             "and counts as %d", waiting_room, policy.capacity, policy.capacity),
+                      errdetail("The server's capacity is %s.", describe_connection_capacity())));
+  warned_too_large = waiting_room > policy.capacity ? waiting_room : -1;
 }
 
 void publish(std::span<const BudgetDefinition> budgets) {
@@ -114,11 +120,15 @@ void publish(std::span<const BudgetDefinition> budgets) {
                                 "The server's capacity is %s.", describe_connection_capacity()),
                       errhint("Lower reserved in connbudget.budgets, or raise max_connections.")));
   warn_about_waiting_room(budgets, result, policy);
-  if (result.displaced > 0 || result.overcommitted > 0)
-    ereport(WARNING, (errmsg("pg_connbudget: the new reservations found the server full: %d waiting logins gave "
-                             "their place, %d connections are still in use beyond what the reservations leave",
+  // Said when a load changed the budgets, or made waiters give their place; not again on
+  // every reload while the same sessions are still there.
+  if (result.displaced > 0 || (result.overcommitted > 0 && result.status == ReconfigureResult::Status::Applied))
+    ereport(WARNING, (errmsg("pg_connbudget: %s found the server full: %d waiting logins gave their place, %d "
+                             "connections are still in use beyond what the budgets' entitlements leave",
+                             result.status == ReconfigureResult::Status::Applied ? "the new budgets"
+                                                                                 : "the budgets' entitlements",
                              result.displaced, result.overcommitted),
-                      errdetail("Sessions are never ended; the reservations are fully available again as sessions end.")));
+                      errdetail("Sessions are never ended; the entitlements are fully available again as sessions end.")));
   if (result.corrected > 0)
     ereport(WARNING, (errmsg("pg_connbudget: corrected the session counts of %d budgets", result.corrected),
                       errdetail("The counts disagreed with the sessions holding slots; please report this.")));

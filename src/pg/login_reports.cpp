@@ -168,19 +168,24 @@ void report(const Outcome& outcome, const LoginAttributes& login) {
              errdetail("An administrator paused new logins of this budget; its %d sessions continue.", a.active),
              errdetail_log("Paused budget, %d sessions; %s.%s", a.active, who, more),
              errhint("Retry later. connbudget.resume('%s') lets logins in again.", budget)));
-  if (a.verdict == Verdict::RefuseReserved)
+  if (a.verdict == Verdict::RefuseReserved) {
+    const char* room = a.waiting_room == 0 ? ""
+                       : psprintf(" connbudget.waiting_room keeps %d of the server's connections for logins waiting "
+                                  "for shared capacity, where sessions beyond their budgets' share may not go.",
+                                  a.waiting_room);
     ereport(FATAL,
             (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
              errmsg("remaining connections are reserved for other connection budgets"),
              a.limit == BudgetLimits::kUnlimited
                  ? errdetail("Connection budget \"%s\" holds %d connections, %d logins wait for it; %d of the "
-                             "server's %d connections are free and %d of them are reserved for other budgets.",
-                             budget, a.active, a.waiting, std::max(0, a.free), a.capacity, a.reserved_for_others)
+                             "server's %d connections are free and %d of them are reserved for other budgets.%s",
+                             budget, a.active, a.waiting, std::max(0, a.free), a.capacity, a.reserved_for_others,
+                             room)
                  : errdetail("Connection budget \"%s\" holds %d of its %d connections (%d reserved), %d logins "
                              "wait for it; %d of the server's %d connections are free and %d of them are "
-                             "reserved for other budgets.",
+                             "reserved for other budgets.%s",
                              budget, a.active, a.limit, a.reserved, a.waiting, std::max(0, a.free), a.capacity,
-                             a.reserved_for_others),
+                             a.reserved_for_others, room),
              errdetail_log("Connection budget \"%s\" holds %d connections (%d reserved), %d waiting; %d of the "
                            "server's %d connections free, %d reserved for other budgets; %s.%s",
                            budget, a.active, a.reserved, a.waiting, std::max(0, a.free), a.capacity,
@@ -188,6 +193,7 @@ void report(const Outcome& outcome, const LoginAttributes& login) {
              a.paused ? errhint("%s", refusal_hint(outcome))
                       : errhint("Retry later. The reservations are the column reserved of connbudget.budgets; "
                                 "SELECT * FROM connbudget.explain(...) shows the numbers for a login.")));
+  }
   if (a.verdict == Verdict::RefuseServerFull) {
     const ServerUse use = server_use(a);
     ereport(FATAL,

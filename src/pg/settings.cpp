@@ -6,6 +6,7 @@ extern "C" {
 #include "utils/guc.h"
 }
 
+#include <algorithm>
 #include <climits>
 
 #include "pg/settings.hpp"
@@ -100,7 +101,7 @@ Policy current_policy() {
   policy.max_queue = max_queue;
   policy.enforcement_enabled = enabled;
   policy.capacity = connection_capacity();
-  policy.waiting_room = waiting_room;
+  policy.waiting_room = std::min(waiting_room, policy.capacity);  // more could only overflow the sums
   return policy;
 }
 

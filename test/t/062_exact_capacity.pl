@@ -148,6 +148,16 @@ is(scalar(grep { $_->{ok} } @anyone), 17, 'without budgets 17 logins get in');
 my $eighteenth = login($node, user => 'app');
 is($eighteenth->{message}, 'the server has no connection left for connection budget "default"',
 	'the eighteenth is told the server is full');
+
+# A reservation added while the server is full is logged once, not again at every reload.
+my $offset = -s $node->logfile;
+$node->safe_psql('postgres', q{INSERT INTO connbudget.budgets (name, application_name, max_connections, reserved) VALUES ('late', 'late', 5, 5)});
+reload_budgets($node);
+ok($node->wait_for_log(qr/WARNING:  pg_connbudget: the new budgets found the server full: 0 waiting logins gave their place, \d+ connections are still in use beyond what the budgets' entitlements leave/, $offset),
+	'a reservation that finds the server full is logged');
+$node->reload;
+reload_budgets($node);
+is(scalar(() = slurp_file($node->logfile, $offset) =~ /found the server full/g), 1, 'once, not at every reload');
 ConnBudgetTest::logout($_) for @anyone;
 
 $node->stop;

@@ -85,4 +85,22 @@ my $status = query($monitor,
 is($status->{rows}[0][0], 'w1=2/1 w2=2/0 w3=2/0', 'status counts who queued and who still waits');
 
 $node->stop;
+
+# A waiting room larger than the server counts as the whole capacity, says so, and the
+# refusals say what it holds back.
+my $crowded = start_node('crowded', conf => "connbudget.waiting_room = 2147483647\n");
+$crowded->safe_psql('postgres', q{
+	CREATE ROLE app LOGIN;
+	INSERT INTO connbudget.budgets (name, application_name, max_connections, reserved) VALUES ('api', 'backend', 4, 2);
+});
+reload_budgets($crowded);
+ok($crowded->wait_for_log(qr/connbudget.waiting_room \(2147483647\) is larger than the server's capacity \(37\) and counts as 37/),
+	'a waiting room beyond the capacity is logged');
+ok(login($crowded, user => 'app', application_name => 'backend')->{ok}, 'a login within its reservation still gets in');
+my $shared = login($crowded, user => 'app', application_name => 'other');
+is($shared->{message}, 'remaining connections are reserved for other connection budgets',
+	'a login that needs a shared session is refused');
+like($shared->{detail}, qr/connbudget.waiting_room keeps 37 of the server's connections for logins waiting for shared capacity/,
+	'and told that the waiting room holds them');
+$crowded->stop;
 done_testing();
