@@ -318,8 +318,16 @@ class Ledger {
 
   // Gives counters saved at the last clean shutdown to the budget called name: to default
   // or exempt at once, else kept (restored) until a configuration names that budget. A
-  // name given again overwrites its counters. False if there is no slot left.
-  bool restore(std::string_view name, const BudgetCounters& counters) noexcept;
+  // name given again overwrites its counters. False if there is no slot left. All the
+  // saved budgets go through one RestoreIndex (scratch of restore_index_entries(), which
+  // finds a name in O(1)), at start, before the first configuration.
+  struct RestoreIndex {
+    std::span<std::int32_t> table;  // budget slots by name hash; kNoBudget = empty
+    std::size_t next_free = kFirstConfiguredBudget;
+  };
+  static std::size_t restore_index_entries(std::int32_t max_budgets) noexcept;
+  RestoreIndex restore_index(std::span<std::int32_t> scratch) const noexcept;
+  bool restore(std::string_view name, const BudgetCounters& counters, RestoreIndex& index) noexcept;
 
   // Budgets whose held-back log lines are due for a summary: up to out.size() of them are
   // written to out and taken (counted as logged); returns how many. *next_due_us gets

@@ -217,20 +217,36 @@ void Ledger::set_paused(std::int32_t budget, bool paused, std::int64_t now_us, W
   grant_waiters(now_us, wakeups);
 }
 
-bool Ledger::restore(std::string_view name, const BudgetCounters& counters) noexcept {
+std::size_t Ledger::restore_index_entries(std::int32_t max_budgets) noexcept { return hash_table_size(max_budgets); }
+
+Ledger::RestoreIndex Ledger::restore_index(std::span<std::int32_t> scratch) const noexcept {
+  const std::span<std::int32_t> table = scratch.first(table_size());
+  std::ranges::fill(table, kNoBudget);
+  return RestoreIndex{table};
+}
+
+bool Ledger::restore(std::string_view name, const BudgetCounters& counters, RestoreIndex& index) noexcept {
   // One slot per name: a name given twice keeps its last counters.
-  std::int32_t slot = kNoBudget, free_slot = kNoBudget;
-  for (std::size_t s = 0; s < budgets_.size() && slot == kNoBudget; ++s) {
-    const BudgetState& budget = budgets_[s];
-    if ((budget.configured || budget.restored) && budget.definition.name.view() == name)
-      slot = static_cast<std::int32_t>(s);
-    else if (free_slot == kNoBudget && s >= kFirstConfiguredBudget && !budget.configured && !budget.restored)
-      free_slot = static_cast<std::int32_t>(s);
+  std::int32_t slot = kNoBudget;
+  for (const std::int32_t implicit : {kDefaultBudget, kExemptBudget})
+    if (budgets_[implicit].definition.name.view() == name) slot = implicit;
+  const std::size_t mask = index.table.size() - 1;
+  std::size_t pos = name_hash(name) & mask;
+  if (slot == kNoBudget) {
+    for (; index.table[pos] != kNoBudget; pos = (pos + 1) & mask)
+      if (budgets_[index.table[pos]].definition.name.view() == name) {
+        slot = index.table[pos];
+        break;
+      }
   }
   if (slot == kNoBudget) {
-    if (free_slot == kNoBudget || !budgets_[free_slot].definition.name.assign(name)) return false;
-    slot = free_slot;
+    while (index.next_free < budgets_.size() &&
+           (budgets_[index.next_free].configured || budgets_[index.next_free].restored))
+      ++index.next_free;
+    if (index.next_free == budgets_.size() || !budgets_[index.next_free].definition.name.assign(name)) return false;
+    slot = static_cast<std::int32_t>(index.next_free);
     budgets_[slot].restored = true;
+    index.table[pos] = slot;
   }
   budgets_[slot].counters = counters;
   return true;

@@ -21,6 +21,7 @@ extern "C" {
 #include <cstring>
 
 #include "pg/saved_counters.hpp"
+#include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
 
 namespace connbudget::pg {
@@ -94,13 +95,17 @@ void load() {
   bool valid = std::fread(&header, sizeof header, 1, file) == 1 && header.magic == kMagic &&
                header.format == kFormat && header.record_size == sizeof(SavedBudget) && header.count >= 0;
   std::int32_t restored = 0, dropped = 0;
+  const std::size_t entries = Ledger::restore_index_entries(max_budgets);
+  auto* scratch = static_cast<std::int32_t*>(palloc(sizeof(std::int32_t) * entries));
+  Ledger::RestoreIndex index = ledger().restore_index(std::span<std::int32_t>(scratch, entries));
   for (std::int32_t i = 0; valid && i < header.count; ++i) {
     SavedBudget record{};
     valid = std::fread(&record, sizeof record, 1, file) == 1 && plausible(record.counters);
     record.name[kNameMax] = '\0';
-    if (valid) (ledger().restore(record.name, record.counters) ? restored : dropped) += 1;
+    if (valid) (ledger().restore(record.name, record.counters, index) ? restored : dropped) += 1;
   }
   FreeFile(file);
+  pfree(scratch);
   unlink(kFile);
   if (!valid)
     ereport(LOG, (errmsg("ignoring the rest of \"%s\": it is damaged or from another version of pg_connbudget", kFile),

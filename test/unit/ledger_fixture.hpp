@@ -110,6 +110,15 @@ class LedgerTest : public ::testing::Test {
 
   SessionPhase phase(int session) const { return ledger_.sessions()[session].phase; }
 
+  // Counters saved at a clean shutdown, given back as the server starts (one index for all).
+  bool restore(std::string_view name, const BudgetCounters& counters) {
+    if (!restore_index_) {
+      restore_scratch_.resize(Ledger::restore_index_entries(kMaxBudgets));
+      restore_index_ = ledger_.restore_index(restore_scratch_);
+    }
+    return ledger_.restore(name, counters, *restore_index_);
+  }
+
   // The invariants of ledger.hpp, recomputed from the session slots.
   void check_invariants() const {
     int occupied = 0, unused = 0, sessions = 0, unused_sessions = 0, waiting_total = 0, displaced = 0;
@@ -199,6 +208,8 @@ class LedgerTest : public ::testing::Test {
   std::vector<std::int32_t> scratch_;
   std::vector<std::int32_t> buffer_;
   Woken woken_;  // granted by the last configure, login_as or leave
+  std::vector<std::int32_t> restore_scratch_;
+  std::optional<Ledger::RestoreIndex> restore_index_;
   Ledger ledger_;
   FakeServer server_;
   Policy policy_{};

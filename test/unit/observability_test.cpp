@@ -167,11 +167,11 @@ TEST_F(Observability, RestoredCountersReachTheirBudgetAtTheFirstConfiguration) {
   saved.admitted = 42;
   saved.rejected_full = 7;
   saved.stats_reset_us = 5;
-  ASSERT_TRUE(ledger_.restore("api", saved));
-  ASSERT_TRUE(ledger_.restore("gone", saved));
+  ASSERT_TRUE(restore("api", saved));
+  ASSERT_TRUE(restore("gone", saved));
   BudgetCounters for_default;
   for_default.admitted = 3;
-  ASSERT_TRUE(ledger_.restore("default", for_default));
+  ASSERT_TRUE(restore("default", for_default));
   EXPECT_EQ(counters("default").admitted, 3);
   EXPECT_EQ(ledger_.find("api"), kNoBudget);  // not shown until configured
 
@@ -187,8 +187,8 @@ TEST_F(Observability, RestoredCountersReachTheirBudgetAtTheFirstConfiguration) {
 
 TEST_F(Observability, RestoreFailsOnlyWhenNoSlotIsLeft) {
   BudgetCounters saved;
-  for (int i = 0; i < kMaxBudgets; ++i) EXPECT_TRUE(ledger_.restore("b" + std::to_string(i), saved));
-  EXPECT_FALSE(ledger_.restore("one-too-many", saved));
+  for (int i = 0; i < kMaxBudgets; ++i) EXPECT_TRUE(restore("b" + std::to_string(i), saved));
+  EXPECT_FALSE(restore("one-too-many", saved));
 }
 
 TEST(LogLimiter, OneLinePerSecondThenASummary) {
@@ -231,8 +231,8 @@ TEST_F(Observability, ANameSavedTwiceTakesOneSlot) {
   BudgetCounters first, second;
   first.admitted = 1;
   second.admitted = 2;
-  ASSERT_TRUE(ledger_.restore("x", first));
-  ASSERT_TRUE(ledger_.restore("x", second));
+  ASSERT_TRUE(restore("x", first));
+  ASSERT_TRUE(restore("x", second));
   std::vector<BudgetDefinition> full;
   for (int i = 0; i < kMaxBudgets; ++i) full.push_back(budget(i == 0 ? "x" : "b" + std::to_string(i), "app", 1));
   EXPECT_EQ(configure(full).status, ReconfigureResult::Status::Applied);  // every slot in use
@@ -243,7 +243,7 @@ TEST_F(Observability, ANameSavedTwiceTakesOneSlot) {
 TEST_F(Observability, ResettingEverythingDropsUnclaimedSavedCounters) {
   BudgetCounters saved;
   saved.admitted = 42;
-  ASSERT_TRUE(ledger_.restore("api", saved));
+  ASSERT_TRUE(restore("api", saved));
   ledger_.reset_stats(std::nullopt, 7);
   configure({budget("api", "api", 5)});
   EXPECT_EQ(counters("api").admitted, 0);
@@ -266,4 +266,33 @@ TEST(LogLimiter, AClockSteppedBackDoesNotSilenceTheBudget) {
   LogLimiter limiter;
   EXPECT_TRUE(limiter.note(10'000'000).log);
   EXPECT_TRUE(limiter.note(2'000'000).log);  // the clock went back 8 s
+}
+
+// 30,000 saved budgets (connbudget.max_budgets allows 100,000): each found by its name's
+// hash, so a start with them takes a moment, not seconds (it was quadratic).
+TEST(RestoreAtScale, ThirtyThousandSavedBudgetsEachGetTheirCounters) {
+  constexpr int kBudgets = 30000;
+  std::vector<std::max_align_t> block(Ledger::bytes_needed(kBudgets, 4) / sizeof(std::max_align_t) + 1);
+  Ledger ledger(block.data(), kBudgets, 4);
+  ledger.initialize(1);
+  std::vector<std::int32_t> scratch(Ledger::restore_index_entries(kBudgets));
+  Ledger::RestoreIndex index = ledger.restore_index(scratch);
+  BudgetCounters saved;
+  for (int i = 0; i < kBudgets; ++i) {
+    saved.admitted = i;
+    ASSERT_TRUE(ledger.restore("budget_" + std::to_string(i), saved, index)) << i;
+  }
+  saved.admitted = -7;
+  ASSERT_TRUE(ledger.restore("budget_123", saved, index));  // given again: overwritten, no new slot
+  saved.admitted = 42;
+  ASSERT_TRUE(ledger.restore("default", saved, index));
+  std::int64_t restored = 0;
+  for (const BudgetState& b : ledger.budgets()) restored += b.restored;
+  EXPECT_EQ(restored, kBudgets);
+  EXPECT_EQ(ledger.budgets()[kDefaultBudget].counters.admitted, 42);
+  for (const BudgetState& b : ledger.budgets()) {
+    if (b.definition.name.view() == "budget_123") {
+      EXPECT_EQ(b.counters.admitted, -7);
+    }
+  }
 }
