@@ -1,6 +1,29 @@
 -- pg_connbudget 1.0: the budgets table, its triggers, the views and functions.
 \echo Use "CREATE EXTENSION pg_connbudget" to load this file. \quit
 
+-- The schema holds the budgets and the functions superusers call: a schema of that name
+-- that an ordinary role created first (and could fill) is not adopted.
+DO $$
+DECLARE
+    owner name;
+BEGIN
+    SELECT r.rolname INTO owner
+      FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+     WHERE n.nspname = 'connbudget' AND NOT r.rolsuper;
+    IF FOUND THEN
+        RAISE EXCEPTION 'schema connbudget belongs to role "%", which is not a superuser', owner
+            USING HINT = 'Drop that schema, or make a superuser its owner, then CREATE EXTENSION pg_connbudget.';
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'connbudget')
+       OR EXISTS (SELECT FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                   WHERE n.nspname = 'connbudget') THEN
+        RAISE EXCEPTION 'schema connbudget already holds objects'
+            USING HINT = 'pg_connbudget creates its objects in a schema of its own: drop or rename that schema first.';
+    END IF;
+END
+$$;
+
 -- Budgets are rows. The worker of connbudget.database loads them into shared memory.
 CREATE TABLE connbudget.budgets (
     name             text PRIMARY KEY,

@@ -180,8 +180,8 @@ Datum connbudget_sessions(PG_FUNCTION_ARGS) {
     row.text(names[i].view());
     row.text(waiting ? "waiting" : "active");
     row.text(s.application_name.view());
-    row.text(s.role_name.view());
-    row.text(s.database_name.view());
+    row.text_from_outside(s.role_name.view());
+    row.text_from_outside(s.database_name.view());
     s.client_addr.family == AddressFamily::None ? row.null() : row.value(inet_datum(s.client_addr));
     row.timestamp(s.since_us);
     row.number((waiting ? now - s.since_us : s.waited_us) / 1000.0);

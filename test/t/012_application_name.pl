@@ -60,5 +60,15 @@ ConnBudgetTest::logout($long_session);
 like($stderr, qr/can never match: it matches only names longer than the 63 bytes of a login's application_name that count/,
 	'a pattern only longer names could match is refused');
 
+# A role whose name another database's encoding made (here SQL_ASCII: the byte 0xE9) is
+# shown in connbudget.sessions in valid UTF-8, so that clients can read the view.
+$node->safe_psql('postgres', q{CREATE DATABASE ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0});
+$node->safe_psql('ascii', "CREATE ROLE \"caf\xe9\" LOGIN");
+my $latin = login($node, user => "caf\xe9");
+ok($latin->{ok}, 'a role named in another encoding logs in');
+is($node->safe_psql('postgres', "SELECT role_name FROM connbudget.sessions WHERE pid = $latin->{pid}"), 'caf?',
+	'connbudget.sessions shows its name in valid UTF-8, the stray byte as "?"');
+ConnBudgetTest::logout($latin);
+
 $node->stop;
 done_testing();
