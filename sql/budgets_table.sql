@@ -21,7 +21,7 @@ INSERT INTO connbudget.budgets (name, max_connections) VALUES (repeat('n', 64), 
 
 -- Patterns, roles and databases the worker could not load.
 INSERT INTO connbudget.budgets (name, application_name, max_connections) VALUES ('b', 'oops\', 1);
-INSERT INTO connbudget.budgets (name, application_name, max_connections) VALUES ('b', repeat('a', 256), 1);
+INSERT INTO connbudget.budgets (name, application_name, max_connections) VALUES ('b', repeat('%', 256), 1);
 INSERT INTO connbudget.budgets (name, role_name, max_connections) VALUES ('b', '+', 1);
 INSERT INTO connbudget.budgets (name, role_name, max_connections) VALUES ('b', '', 1);
 INSERT INTO connbudget.budgets (name, database_name, max_connections) VALUES ('b', '', 1);

@@ -1,6 +1,7 @@
-# Every exit path gives the slot back: a FATAL later in startup (missing database, the
-# role's own CONNECTION LIMIT), failed password authentication, pg_terminate_backend, a
-# crash restart after SIGKILL; and 1,000 sequential logins leave the true count.
+# Every exit path gives the slot back: a FATAL later in startup (a session preload library
+# that cannot be loaded; a missing database or the role's own CONNECTION LIMIT never take
+# one), failed password authentication, pg_terminate_backend, a crash restart after
+# SIGKILL; and 1,000 sequential logins leave the true count.
 use strict;
 use warnings;
 use FindBin;
@@ -38,7 +39,16 @@ my $limited = login($node, user => 'limited', application_name => 'leaky');
 is($limited->{sqlstate}, '53300', "the role's own CONNECTION LIMIT refuses it");
 like($limited->{message}, qr/too many connections for role "limited"/, 'with core\'s message');
 ok(wait_for_active($node, 'leaky', 0), 'neither keeps a slot');
-is(status_of($node)->{leaky}{admitted}, 2, 'both were admitted by the budget first');
+is(status_of($node)->{leaky}{admitted}, 0, 'neither was counted: PostgreSQL refuses both, before any budget');
+
+# A FATAL after the slot was booked: a library in session_preload_libraries that cannot be
+# loaded ends the login after authentication.
+$node->safe_psql('postgres', q{CREATE ROLE preload LOGIN; ALTER ROLE preload SET session_preload_libraries = 'no_such_library'});
+my $preload = login($node, user => 'preload', application_name => 'leaky');
+like($preload->{message}, qr/could not access file "no_such_library"/, 'a login fails after it was admitted');
+ok(wait_for_active($node, 'leaky', 0), 'and gives its slot back');
+is(status_of($node)->{leaky}{admitted}, 1, 'it had been admitted');
+$node->safe_psql('postgres', q{DROP ROLE preload});
 
 for my $user ('scram_user', 'md5_user')
 {
@@ -49,7 +59,7 @@ for my $user ('scram_user', 'md5_user')
 		"$user with the right password logs in and out");
 }
 ok(wait_for_active($node, 'leaky', 0), 'failed and finished password logins hold nothing');
-is(status_of($node)->{leaky}{admitted}, 4, 'failed authentication never reaches the budget');
+is(status_of($node)->{leaky}{admitted}, 3, 'failed authentication never reaches the budget');
 
 # pg_terminate_backend.
 my $victim = login($node, %leaky);
