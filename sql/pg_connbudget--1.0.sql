@@ -70,7 +70,7 @@ CREATE FUNCTION connbudget.status(
     OUT rejected_paused bigint, OUT terminated bigint, OUT would_reject bigint,
     OUT would_queue bigint, OUT waits bigint, OUT wait_total_ms double precision,
     OUT peak_at timestamptz, OUT last_refusal_at timestamptz, OUT paused boolean,
-    OUT rejected_server_full bigint, OUT reclaimed bigint)
+    OUT rejected_server_full bigint, OUT reclaimed bigint, OUT mismatched bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_status' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.status AS SELECT * FROM connbudget.status();
 
@@ -111,7 +111,7 @@ CREATE VIEW connbudget.latency AS SELECT * FROM connbudget.latency();
 CREATE FUNCTION connbudget.history(
     OUT sampled_at timestamptz, OUT budget text, OUT max_connections integer, OUT active integer,
     OUT waiting integer, OUT admitted bigint, OUT rejected bigint, OUT queued bigint,
-    OUT timed_out bigint, OUT abandoned bigint, OUT reclaimed bigint)
+    OUT timed_out bigint, OUT abandoned bigint, OUT reclaimed bigint, OUT mismatched bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_history' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.history AS SELECT * FROM connbudget.history();
 

@@ -21,14 +21,19 @@ enum class Verdict : std::uint8_t {
   RefuseReserved,   // what the server has left is reserved for other budgets
   RefusePaused,     // an administrator paused the budget, and it refuses rather than queues
   RefuseServerFull,  // the server has no backend left for an ordinary login at all
+  RefuseMismatch,    // it claimed another role's application_name (connbudget.on_mismatch = refuse)
 };
 
 // True for the verdicts that turn the login away.
 constexpr bool refuses(Verdict verdict) noexcept {
   return verdict == Verdict::Refuse || verdict == Verdict::RefuseQueueFull ||
          verdict == Verdict::RefuseReserved || verdict == Verdict::RefusePaused ||
-         verdict == Verdict::RefuseServerFull;
+         verdict == Verdict::RefuseServerFull || verdict == Verdict::RefuseMismatch;
 }
+
+// What a login gets that claims a budget's application_name with a role the budget is not
+// for (connbudget.on_mismatch): the rows after it, as if it did not match; or a refusal.
+enum class OnMismatch : std::uint8_t { FallThrough, Refuse };
 
 // What the settings say for everything a budget row leaves to them.
 struct Policy {
@@ -42,6 +47,7 @@ struct Policy {
   // Of those, how many only logins waiting for shared capacity may use: sessions beyond
   // their budgets' reservations never take them (connbudget.waiting_room).
   std::int32_t waiting_room = 0;
+  OnMismatch on_mismatch = OnMismatch::FallThrough;
 
   std::int32_t max_queue_of(const BudgetLimits& limits) const noexcept {
     return limits.max_queue == BudgetLimits::kFromSetting ? max_queue : limits.max_queue;

@@ -47,17 +47,22 @@ bool is_reserved_budget_name(std::string_view name) noexcept {
   return name == "default" || name == "exempt";
 }
 
-bool BudgetRule::matches(const LoginAttributes& login) const noexcept {
+bool BudgetRule::claimed_by(const LoginAttributes& login) const noexcept {
   if (has_application_name && !like_match(login.application_name, application_name.view()))
     return false;
+  if (has_database && login.database_name != database_name.view()) return false;
+  if (has_client_addr && !client_addr.contains(login.client_addr)) return false;
+  return true;
+}
+
+bool BudgetRule::matches(const LoginAttributes& login) const noexcept {
+  if (!claimed_by(login)) return false;
   if (has_role && login.role_name != role_name.view()) {
     if (!role_is_group) return false;
     bool member = false;
     for (std::string_view group : login.member_of) member = member || group == role_name.view();
     if (!member) return false;
   }
-  if (has_database && login.database_name != database_name.view()) return false;
-  if (has_client_addr && !client_addr.contains(login.client_addr)) return false;
   return true;
 }
 

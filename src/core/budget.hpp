@@ -42,6 +42,11 @@ struct BudgetRule {
   // True if every condition that is set holds for the login.
   bool matches(const LoginAttributes& login) const noexcept;
 
+  // An entitlement: the row names both an application_name and a role, so the name is
+  // the role's. A login claims it if every condition but the role's holds.
+  bool entitles() const noexcept { return has_application_name && has_role; }
+  bool claimed_by(const LoginAttributes& login) const noexcept;
+
   friend bool operator==(const BudgetRule&, const BudgetRule&) noexcept = default;
 };
 

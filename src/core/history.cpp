@@ -26,7 +26,7 @@ BudgetReading reading_of(std::int32_t slot, const BudgetState& budget) noexcept 
   reading.active = budget.active;
   reading.waiting = budget.waiting;
   reading.series_start_us = c.stats_reset_us;
-  reading.totals = {c.admitted, c.rejected(), c.queued, c.timed_out, c.abandoned, c.reclaimed};
+  reading.totals = {c.admitted, c.rejected(), c.queued, c.timed_out, c.abandoned, c.reclaimed, c.mismatched};
   return reading;
 }
 
@@ -41,7 +41,8 @@ HistoryCounts counts_gained(const CounterBaseline& previous, const BudgetReading
   const HistoryCounts& p = previous.totals;
   const HistoryCounts& n = now.totals;
   return {gain(p.admitted, n.admitted), gain(p.rejected, n.rejected), gain(p.queued, n.queued),
-          gain(p.timed_out, n.timed_out), gain(p.abandoned, n.abandoned), gain(p.reclaimed, n.reclaimed)};
+          gain(p.timed_out, n.timed_out), gain(p.abandoned, n.abandoned), gain(p.reclaimed, n.reclaimed),
+          gain(p.mismatched, n.mismatched)};
 }
 
 std::size_t read_budgets(const Ledger& ledger, std::span<BudgetReading> out) noexcept {

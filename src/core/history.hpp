@@ -32,6 +32,7 @@ struct HistoryCounts {
   std::int64_t timed_out = 0;
   std::int64_t abandoned = 0;
   std::int64_t reclaimed = 0;
+  std::int64_t mismatched = 0;
 
   friend bool operator==(const HistoryCounts&, const HistoryCounts&) noexcept = default;
 };
@@ -54,7 +55,7 @@ struct CounterBaseline {
   HistoryCounts totals;
 };
 
-// One row of the history (136 bytes).
+// One row of the history (144 bytes).
 struct HistoryRow {
   std::int64_t sampled_at_us = 0;
   HistoryCounts gained;  // since the previous row of the same series

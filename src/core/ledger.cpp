@@ -64,11 +64,23 @@ void Ledger::initialize(std::int64_t now_us) noexcept {
   }
 }
 
-std::int32_t Ledger::classify(const LoginAttributes& login, bool exempt) const noexcept {
-  if (exempt) return kExemptBudget;
-  for (const std::int32_t index : match_order())
-    if (budgets_[index].definition.rule.matches(login)) return index;
-  return kDefaultBudget;
+Classification Ledger::classify(const LoginAttributes& login, bool exempt) const noexcept {
+  Classification c;
+  if (exempt) {
+    c.budget = kExemptBudget;
+    return c;
+  }
+  for (const std::int32_t index : match_order()) {
+    const BudgetRule& rule = budgets_[index].definition.rule;
+    if (rule.matches(login)) {
+      c.budget = index;
+      // Entitled by a later row to a name an earlier row gives another role: no mismatch.
+      if (rule.entitles()) c.mismatched = kNoBudget;
+      return c;
+    }
+    if (c.mismatched == kNoBudget && rule.entitles() && rule.claimed_by(login)) c.mismatched = index;
+  }
+  return c;
 }
 
 const BudgetLimits& Ledger::limits_of(std::int32_t budget) const noexcept {
@@ -98,11 +110,14 @@ void Ledger::displace(std::int32_t waiter, std::int32_t by, std::int64_t now_us)
   ++header_->displaced;
 }
 
-Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
+Admission Ledger::admit(std::int32_t session, const Classification& classification, const LoginAttributes& login,
                         std::int32_t pid, const Policy& policy, const FreeBackends& free,
                         std::int64_t now_us, Wakeups& wakeups) noexcept {
-  if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size() || budget < 0 ||
-      static_cast<std::size_t>(budget) >= budgets_.size())
+  const std::int32_t budget = classification.budget;
+  const std::int32_t mismatched = classification.mismatched;
+  const auto in_range = [this](std::int32_t b) { return b >= 0 && static_cast<std::size_t>(b) < budgets_.size(); };
+  if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size() || !in_range(budget) ||
+      (mismatched != kNoBudget && !in_range(mismatched)))
     return Admission{};
   release(session, now_us, wakeups);  // a slot is never booked twice
   // This login's settings may have raised the default limit or switched enforcement off:
@@ -110,8 +125,23 @@ Admission Ledger::admit(std::int32_t session, std::int32_t budget, const LoginAt
   adopt(policy);
   grant_waiters(now_us, wakeups);
 
+  LogLimiter::Decision mismatch_log;
+  if (mismatched != kNoBudget) {
+    ++budgets_[mismatched].counters.mismatched;
+    mismatch_log = budgets_[mismatched].log.note(now_us);
+    if (policy.on_mismatch == OnMismatch::Refuse && policy.enforcement_enabled) {
+      Admission refused = evaluate(mismatched, policy, free);
+      refused.verdict = refused.enforced = Verdict::RefuseMismatch;
+      refused.mismatched = mismatched;
+      refused.log = mismatch_log;
+      return refused;
+    }
+  }
+
   BudgetState& state = budgets_[budget];
   Admission admission = evaluate(budget, policy, free);
+  admission.mismatched = mismatched;
+  admission.mismatch_log = mismatch_log;
   if (admission.verdict == Verdict::RefuseReserved || admission.verdict == Verdict::RefuseServerFull) {
     const std::int32_t victim = victim_for(budget, policy, free);
     if (victim != kNoSession) {

@@ -77,6 +77,7 @@ struct BudgetCounters {
   std::int64_t abandoned = 0;   // left the queue: client gone
   std::int64_t terminated = 0;  // left the queue: backend terminated
   std::int64_t reclaimed = 0;   // its sessions ended while idle, for waiting logins (core/reclaim)
+  std::int64_t mismatched = 0;  // logins that claimed its application_name with another role
   std::int64_t would_reject = 0;  // admitted by monitor mode, enforcement would have refused
   std::int64_t would_queue = 0;   // admitted by monitor mode, enforcement would have queued
   std::int64_t waits = 0;  // admitted after waiting; the denominator of the mean wait
@@ -187,6 +188,20 @@ struct Admission {
   Verdict enforced = Verdict::Admit;     // what enforcement would do (differs in monitor mode)
   bool paused = false;                   // the budget is paused
   LogLimiter::Decision log;  // refused, or admitted over its limit in monitor mode: log it?
+  // The budget whose application_name the login claimed with another role (kNoBudget if
+  // none), and whether to log that.
+  std::int32_t mismatched = kNoBudget;
+  LogLimiter::Decision mismatch_log;
+};
+
+// The budget of a login, and the entitlement it claimed without being its role's.
+struct Classification {
+  std::int32_t budget = kDefaultBudget;
+  // The first budget in match order before `budget` whose row names both an
+  // application_name and a role, and that the login claimed (every condition but the
+  // role's held) with another role; kNoBudget if none, or if `budget` is an entitlement
+  // of the login's own.
+  std::int32_t mismatched = kNoBudget;
 };
 
 // Why a waiting login leaves the queue without its slot.
@@ -262,8 +277,9 @@ class Ledger {
   void initialize(std::int64_t now_us) noexcept;
 
   // The budget of a login: exempt ones go to kExemptBudget, else the first configured
-  // budget (in match order) whose rule matches, else kDefaultBudget.
-  std::int32_t classify(const LoginAttributes& login, bool exempt) const noexcept;
+  // budget (in match order) whose rule matches, else kDefaultBudget; and the first
+  // entitlement on the way that it claimed with another role.
+  Classification classify(const LoginAttributes& login, bool exempt) const noexcept;
 
   // What a login into `budget` would get now, with the numbers; changes nothing. `free`
   // says what the server really has free for it.
@@ -274,11 +290,13 @@ class Ledger {
   // all the login lacks (displacing frees a backend, never a session). kNoSession if none.
   std::int32_t victim_for(std::int32_t budget, const Policy& policy, const FreeBackends& free) const noexcept;
 
-  // Decides the login of session slot `session` into `budget` and books the slot as
+  // Decides the login of session slot `session` into its budget and books the slot as
   // active (admitted) or waiting (queued), or books nothing (refused); may displace a
-  // lower-priority waiter (listed in wakeups). A slot still booked is released first.
-  // Also records the policy's default limits, enforcement switch and capacity.
-  Admission admit(std::int32_t session, std::int32_t budget, const LoginAttributes& login,
+  // lower-priority waiter (listed in wakeups). A slot still booked is released first. A
+  // mismatch is counted on the entitlement it claimed, and with OnMismatch::Refuse refused
+  // in that budget's name. Also records the policy's default limits, enforcement switch
+  // and capacity.
+  Admission admit(std::int32_t session, const Classification& classification, const LoginAttributes& login,
                   std::int32_t pid, const Policy& policy, const FreeBackends& free,
                   std::int64_t now_us, Wakeups& wakeups) noexcept;
 

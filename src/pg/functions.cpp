@@ -58,9 +58,15 @@ Assessment assess(FunctionCallInfo fcinfo) {
   const ServerBackends free(login.kept_free, 1);
   Assessment assessment;
   LWLockAcquire(state.lock, LW_SHARED);
-  const std::int32_t budget = ledger().classify(login.attributes, login.exempt);
+  const Classification classification = ledger().classify(login.attributes, login.exempt);
+  const std::int32_t budget = classification.mismatched != kNoBudget && policy.on_mismatch == OnMismatch::Refuse
+                                  ? classification.mismatched
+                                  : classification.budget;
   assessment.budget = ledger().budgets()[budget].definition.name;
   assessment.admission = ledger().evaluate(budget, policy, free);
+  if (budget == classification.mismatched && policy.enforcement_enabled)
+    assessment.admission.verdict = Verdict::RefuseMismatch;
+  assessment.admission.mismatched = classification.mismatched;
   const Verdict verdict = assessment.admission.verdict;
   if (verdict == Verdict::RefuseReserved || verdict == Verdict::RefuseServerFull)
     if (const std::int32_t victim = ledger().victim_for(budget, policy, free); victim != kNoSession) {
@@ -84,6 +90,7 @@ const char* verdict_name(Verdict verdict) {
     case Verdict::RefuseReserved: return "refuse: reserved for other budgets";
     case Verdict::RefusePaused: return "refuse: budget paused";
     case Verdict::RefuseServerFull: return "refuse: server full";
+    case Verdict::RefuseMismatch: return "refuse: another role's application_name";
   }
   return "?";
 }
@@ -99,6 +106,9 @@ const char* verdict_reason(Verdict verdict) {
     case Verdict::RefuseQueueFull: return "the budget is full and max_queue logins already wait";
     case Verdict::RefuseReserved: return "what the server has left is reserved for other budgets";
     case Verdict::RefusePaused: return "an administrator paused the budget (connbudget.resume() lets logins in)";
+    case Verdict::RefuseMismatch:
+      return "the budget's application_name belongs to its role_name, and this role is not it "
+             "(connbudget.on_mismatch = refuse)";
     case Verdict::RefuseServerFull:
       return "every connection of the server for ordinary logins is in use (sessions, waiting logins, and logins "
              "still starting or ending)";

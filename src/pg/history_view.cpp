@@ -41,7 +41,7 @@ Datum connbudget_history(PG_FUNCTION_ARGS) {
 
   for (std::size_t i = 0; i < count; ++i) {
     const HistoryRow& r = rows[i];
-    ResultRow<11> row;
+    ResultRow<12> row;
     row.timestamp(r.sampled_at_us);
     row.text(r.budget.view());
     r.max_connections == BudgetLimits::kUnlimited ? row.null() : row.integer(r.max_connections);
@@ -53,6 +53,7 @@ Datum connbudget_history(PG_FUNCTION_ARGS) {
     row.bigint(r.gained.timed_out);
     row.bigint(r.gained.abandoned);
     row.bigint(r.gained.reclaimed);
+    row.bigint(r.gained.mismatched);
     row.emit(fcinfo);
   }
   return static_cast<Datum>(0);

@@ -83,6 +83,12 @@ Outcome admit(SharedState& state, Login& login) {
       outcome.budget = books.budgets()[a.budget].definition.name;
       outcome.mode = books.limits_of(a.budget).mode;
       outcome.on_full = books.limits_of(a.budget).on_full;
+      if (a.mismatched != kNoBudget) {
+        const BudgetRule& rule = books.budgets()[a.mismatched].definition.rule;
+        outcome.mismatched_budget = books.budgets()[a.mismatched].definition.name;
+        outcome.mismatched_role = rule.role_name;
+        outcome.mismatched_role_is_group = rule.role_is_group;
+      }
       if (!refuses(a.verdict)) booked_session = my_session_slot();
     }
     LWLockRelease(state.lock);

@@ -137,8 +137,34 @@ const char* enforced_reason(Verdict enforced) {
 
 }  // namespace
 
+// The role a mismatched budget is for, in words.
+const char* entitled_role(const Outcome& outcome) {
+  return psprintf(outcome.mismatched_role_is_group ? "members of role \"%s\"" : "role \"%s\"",
+                  outcome.mismatched_role.c_str());
+}
+
+// A login that claimed another role's application_name and went on to the rows after it:
+// a LOG line (rate-limited like refusals) says who claimed what.
+void report_mismatch(const Outcome& outcome, const LoginAttributes& login) {
+  const Admission& a = outcome.admission;
+  if (a.mismatched == kNoBudget || a.verdict == Verdict::RefuseMismatch) return;
+  if (!a.mismatch_log.log) {
+    if (a.mismatch_log.first_suppressed) wake_worker();
+    return;
+  }
+  const char* more = held_back(a.mismatch_log);
+  ereport(LOG, (errmsg("connection budget \"%s\" is for %s: a login of role \"%.*s\" claimed its "
+                       "application_name \"%.*s\"",
+                       outcome.mismatched_budget.c_str(), entitled_role(outcome),
+                       static_cast<int>(login.role_name.size()), login.role_name.data(),
+                       static_cast<int>(login.application_name.size()), login.application_name.data()),
+                errdetail("It was matched against the budgets after it and counted under \"%s\"; %s.%s",
+                          outcome.budget.c_str(), login_description(login), more)));
+}
+
 void report(const Outcome& outcome, const LoginAttributes& login) {
   const Admission& a = outcome.admission;
+  report_mismatch(outcome, login);
   const bool monitored = a.verdict == Verdict::AdmitOverLimit && outcome.mode == Mode::Monitor;
   if (!refuses(a.verdict) && !monitored) return;
   if (monitored && !a.log.log) {  // a LOG line held back: nothing to format
@@ -149,6 +175,18 @@ void report(const Outcome& outcome, const LoginAttributes& login) {
   const char* who = login_description(login);
   const char* more = held_back(a.log);
   limit_server_log(a.log, FATAL);
+  if (a.verdict == Verdict::RefuseMismatch)
+    ereport(FATAL,
+            (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+             errmsg("application_name \"%.*s\" belongs to %s in connection budget \"%s\"",
+                    static_cast<int>(login.application_name.size()), login.application_name.data(),
+                    entitled_role(outcome), budget),
+             errdetail("Role \"%.*s\" may not log in under it (connbudget.on_mismatch is refuse).",
+                       static_cast<int>(login.role_name.size()), login.role_name.data()),
+             errdetail_log("A login claimed the application_name of connection budget \"%s\" with another role; "
+                           "%s.%s",
+                           budget, who, more),
+             errhint("Log in as that role, or with an application_name of your own.")));
   if (a.verdict == Verdict::Refuse)
     ereport(FATAL,
             (errcode(ERRCODE_TOO_MANY_CONNECTIONS),

@@ -19,6 +19,10 @@ struct Outcome {
   FixedString<kNameMax> budget;
   Mode mode = Mode::Enforce;
   OnFull on_full = OnFull::Reject;
+  // With admission.mismatched: that budget's name and the role (or group) it is for.
+  FixedString<kNameMax> mismatched_budget;
+  FixedString<kNameMax> mismatched_role;
+  bool mismatched_role_is_group = false;
 };
 
 // Installs the emit_log_hook that keeps held-back lines out of the server log.

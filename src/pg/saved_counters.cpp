@@ -30,7 +30,7 @@ namespace {
 constexpr const char* kFile = "pg_stat/pg_connbudget.stat";
 constexpr const char* kTemporaryFile = "pg_stat/pg_connbudget.stat.tmp";
 constexpr std::uint32_t kMagic = 0x43425354;  // "CBST"
-constexpr std::uint32_t kFormat = 2;          // bump when BudgetCounters changes
+constexpr std::uint32_t kFormat = 3;          // bump when BudgetCounters changes
 
 struct FileHeader {
   std::uint32_t magic;
@@ -47,7 +47,7 @@ struct SavedBudget {
 // False for counters no server could have written: negative counts, impossible times.
 bool plausible(const BudgetCounters& c) {
   for (const std::int64_t n : {c.admitted, c.rejected_full, c.rejected_queue_full, c.rejected_reserved,
-                               c.rejected_paused, c.rejected_server_full, c.reclaimed, c.queued, c.timed_out, c.abandoned, c.terminated, c.would_reject,
+                               c.rejected_paused, c.rejected_server_full, c.reclaimed, c.mismatched, c.queued, c.timed_out, c.abandoned, c.terminated, c.would_reject,
                                c.would_queue, c.waits, c.wait_total_us, c.wait_max_us, std::int64_t{c.peak}})
     if (n < 0) return false;
   for (const std::int64_t n : c.wait_histogram)

@@ -27,12 +27,19 @@ int waiting_room = 0;
 int sample_interval_ms = 10000;
 int history_size = 10000;
 int idle_reclaim_ms = BudgetLimits::kNeverReclaim;
+int on_mismatch = static_cast<int>(OnMismatch::FallThrough);
 
 namespace {
 
 const struct config_enum_entry on_full_options[] = {
     {"reject", static_cast<int>(OnFull::Reject), false},
     {"queue", static_cast<int>(OnFull::Queue), false},
+    {nullptr, 0, false},
+};
+
+const struct config_enum_entry on_mismatch_options[] = {
+    {"fall_through", static_cast<int>(OnMismatch::FallThrough), false},
+    {"refuse", static_cast<int>(OnMismatch::Refuse), false},
     {nullptr, 0, false},
 };
 
@@ -89,6 +96,13 @@ void define_settings() {
                           "budget idle longest, outside any transaction, for at least this long. -1: never.",
                           &idle_reclaim_ms, BudgetLimits::kNeverReclaim, -1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
                           nullptr, nullptr, nullptr);
+  DefineCustomEnumVariable("connbudget.on_mismatch",
+                           "What a login gets that claims a budget's application_name with another role.",
+                           "A budget whose row names both an application_name and a role_name entitles that "
+                           "role to the name. fall_through: the login is matched against the rows after it; "
+                           "refuse: it is refused. Either way it is counted (mismatched) and logged.",
+                           &on_mismatch, static_cast<int>(OnMismatch::FallThrough), on_mismatch_options,
+                           PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("connbudget");
 }
 
@@ -102,6 +116,7 @@ Policy current_policy() {
   policy.enforcement_enabled = enabled;
   policy.capacity = connection_capacity();
   policy.waiting_room = std::min(waiting_room, policy.capacity);  // more could only overflow the sums
+  policy.on_mismatch = static_cast<OnMismatch>(on_mismatch);
   return policy;
 }
 

@@ -17,6 +17,7 @@ extern int waiting_room;
 extern int sample_interval_ms;
 extern int history_size;
 extern int idle_reclaim_ms;
+extern int on_mismatch;  // an OnMismatch value
 
 // Defines every setting and reserves the "connbudget." prefix; from _PG_init.
 void define_settings();

@@ -99,7 +99,7 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     const bool is_exempt = i == count - 1;
     const BudgetLimits& limits = budget.definition.limits;
     const BudgetCounters& c = budget.counters;
-    ResultRow<34> row;
+    ResultRow<35> row;
     row.text(budget.definition.name.view());
     limits.max_connections == BudgetLimits::kUnlimited ? row.null() : row.integer(limits.max_connections);
     row.integer(limits.reserved);
@@ -129,6 +129,7 @@ Datum connbudget_status(PG_FUNCTION_ARGS) {
     row.boolean(budget.paused);
     row.bigint(c.rejected_server_full);
     row.bigint(c.reclaimed);
+    row.bigint(c.mismatched);
     row.emit(fcinfo);
   }
   return static_cast<Datum>(0);

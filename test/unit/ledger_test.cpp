@@ -178,7 +178,7 @@ TEST_F(LedgerTest, ResetStatsZeroesCountersButKeepsActive) {
 TEST_F(LedgerTest, OutOfRangeSessionIsAdmittedUncounted) {
   const LoginAttributes login{"x", "r", "d", {}, {}};
   Wakeups wakeups(buffer_);
-  const Admission a = ledger_.admit(kSessions, kDefaultBudget, login, 1, policy_, server_, 0, wakeups);
+  const Admission a = ledger_.admit(kSessions, Classification{}, login, 1, policy_, server_, 0, wakeups);
   EXPECT_EQ(a.verdict, Verdict::Admit);
   EXPECT_EQ(a.budget, kNoBudget);
   EXPECT_EQ(booked_sessions(), 0);
