@@ -18,7 +18,8 @@ REGRESS = budgets_table match application_name privileges views pause incident_t
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=test/regress.conf
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
-EXTRA_CLEAN = tmp_check_regress test/unit/run_unit_tests
+EXTRA_CLEAN = tmp_check_regress test/unit/run_unit_tests test/unit/run_unit_tests_sanitized test/fuzz/fuzz_matching \
+	test/fuzz/fuzz_ledger test/fuzz/corpus
 
 # Debian's PostgreSQL is built with LLVM JIT: PGXS would also compile every .cpp to bitcode
 # with clang and without our C++ flags. Nothing here is worth inlining into JIT code.
@@ -33,9 +34,36 @@ include $(PGXS)
 # The core's unit tests are built without PostgreSQL's include paths: that the core
 # compiles here is the proof that it stays pure C++.
 UNIT_SRCS = $(sort $(wildcard test/unit/*.cpp))
-test/unit/run_unit_tests: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.hpp test/unit/*.hpp)
-	$(CXX) $(CXXSTD) -O1 -g -Wall -Wextra -Werror -Isrc -o $@ $(CORE_SRCS) $(UNIT_SRCS) -lgtest -lgtest_main -pthread
+test/unit/run_unit_tests: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.hpp test/unit/*.hpp test/support/*.hpp)
+	$(CXX) $(CXXSTD) -O1 -g -Wall -Wextra -Werror -Isrc -Itest -o $@ $(CORE_SRCS) $(UNIT_SRCS) -lgtest -lgtest_main -pthread
 
 .PHONY: unittest
 unittest: test/unit/run_unit_tests
 	test/unit/run_unit_tests
+
+# The same unit tests built with clang under AddressSanitizer (leaks included) and
+# UndefinedBehaviorSanitizer; any finding fails.
+SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+CLANGXX ?= clang++
+test/unit/run_unit_tests_sanitized: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.hpp test/unit/*.hpp test/support/*.hpp)
+	$(CLANGXX) $(CXXSTD) -O1 -g $(SANITIZE) -Wall -Wextra -Werror -Isrc -Itest -o $@ $(CORE_SRCS) $(UNIT_SRCS) \
+	  -lgtest -lgtest_main -pthread
+
+.PHONY: unittest-sanitized
+unittest-sanitized: test/unit/run_unit_tests_sanitized
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 test/unit/run_unit_tests_sanitized
+
+# libFuzzer targets over matching and over sequences of ledger operations, with ASan and
+# UBSan: make fuzz FUZZ_SECONDS=600 runs each that long (a corpus grows in test/fuzz/corpus).
+FUZZ_TARGETS = test/fuzz/fuzz_matching test/fuzz/fuzz_ledger
+FUZZ_SECONDS ?= 60
+test/fuzz/fuzz_%: test/fuzz/fuzz_%.cpp $(CORE_SRCS) $(wildcard src/core/*.hpp test/support/*.hpp)
+	$(CLANGXX) $(CXXSTD) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -Itest \
+	  -o $@ $< $(CORE_SRCS)
+
+.PHONY: fuzz
+fuzz: $(FUZZ_TARGETS)
+	for target in $(FUZZ_TARGETS); do \
+	  mkdir -p test/fuzz/corpus/$$(basename $$target) && \
+	  $$target -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 test/fuzz/corpus/$$(basename $$target) || exit 1; \
+	done

@@ -8,4 +8,4 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential ca-certificates libgtest-dev libipc-run-perl libkrb5-dev \
   postgresql-15 postgresql-server-dev-15 postgresql-client-15 zstd \
-  python3-asyncpg python3-matplotlib pgbouncer >/dev/null
+  python3-asyncpg python3-matplotlib pgbouncer clang libclang-rt-14-dev >/dev/null

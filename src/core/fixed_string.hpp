@@ -46,7 +46,7 @@ class FixedString {
 
  private:
   void store(std::string_view text) noexcept {
-    std::memcpy(data_, text.data(), text.size());
+    if (!text.empty()) std::memcpy(data_, text.data(), text.size());  // an empty view may hold nullptr
     std::memset(data_ + text.size(), 0, Capacity + 1 - text.size());
     length_ = static_cast<std::uint16_t>(text.size());
   }

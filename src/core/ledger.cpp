@@ -62,6 +62,7 @@ void Ledger::initialize(std::int64_t now_us) noexcept {
     budget.configured = true;
     budget.counters.stats_reset_us = now_us;
   }
+  refresh_entitlements();
 }
 
 Classification Ledger::classify(const LoginAttributes& login, bool exempt) const noexcept {

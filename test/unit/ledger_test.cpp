@@ -128,7 +128,8 @@ TEST_F(LedgerTest, RefusesTooManyOrDuplicateBudgetsWithoutChangingAnything) {
   const auto generation = ledger_.header().generation;
   std::vector<BudgetDefinition> many(kMaxBudgets + 1, budget("x", "x", 1));
   EXPECT_EQ(configure(many).status, ReconfigureResult::Status::TooManyBudgets);
-  const auto dup = configure({budget("dup", "a", 1), budget("dup", "b", 1)});
+  const std::vector<BudgetDefinition> twice = {budget("dup", "a", 1), budget("dup", "b", 1)};
+  const auto dup = configure(twice);  // its duplicate is a view into the definitions
   EXPECT_EQ(dup.status, ReconfigureResult::Status::DuplicateName);
   EXPECT_EQ(dup.duplicate, "dup");
   EXPECT_EQ(ledger_.header().generation, generation);
