@@ -25,23 +25,30 @@ echo "== A server with max_connections = 60 (57 for ordinary logins; queued logi
 echo "   they wait). Budgets for the seed's applications:"
 q <<'SQL'
 CREATE EXTENSION pg_connbudget;
-CREATE ROLE app LOGIN;
-INSERT INTO connbudget.budgets (name, application_name, max_connections, reserved, on_full, queue_timeout, priority, comment) VALUES
-  ('api',        'backend',           10, 10, 'reject', NULL,  0, 'the API backend: one pool of 10, always available'),
-  ('extraction', 'extraction_worker', 12,  0, 'queue',  '10s', 2, '4 containers x 3; more wait their turn'),
-  ('semantic',   'semantic_worker',   12,  0, 'queue',  '10s', 1, '4 containers x 3; more wait their turn'),
-  ('event',      'event_worker',       8,  0, 'reject', NULL,  0, 'few containers; more are refused');
+CREATE ROLE api LOGIN;
+CREATE ROLE extraction LOGIN;
+CREATE ROLE semantic LOGIN;
+CREATE ROLE event LOGIN;
+CREATE ROLE reports LOGIN;
+INSERT INTO connbudget.budgets (name, application_name, role_name, max_connections, reserved, on_full, queue_timeout, priority, comment) VALUES
+  ('api',        'backend',           'api',        10, 10, 'reject', NULL,  0, 'the API backend: one pool of 10, always available'),
+  ('extraction', 'extraction_worker', 'extraction', 12,  0, 'queue',  '10s', 2, '4 containers x 3; more wait their turn'),
+  ('semantic',   'semantic_worker',   'semantic',   12,  0, 'queue',  '10s', 1, '4 containers x 3; more wait their turn'),
+  ('event',      'event_worker',      'event',       8,  0, 'reject', NULL,  0, 'few containers; more are refused');
 SELECT connbudget.reload() AS generation \gset
-SELECT name, application_name, max_connections, reserved, on_full, queue_timeout, priority FROM connbudget.budgets ORDER BY name;
+SELECT name, application_name, role_name, max_connections, reserved, on_full, queue_timeout, priority FROM connbudget.budgets ORDER BY name;
 SQL
 
 echo "== connbudget.status before the overload:"
 q -c "SELECT budget, max_connections, reserved, on_full, priority, active, waiting, admitted, rejected, reserved_in_use, server_free FROM connbudget.status"
 
+role_of() {  # the role of each application: one role per service
+  case $1 in backend) echo api ;; report_job) echo reports ;; *) echo "${1%_worker}" ;; esac
+}
 hold() {  # hold <application_name> <count> <seconds> [<spacing>]: that many sessions, each in
           # its own client, started <spacing> seconds apart
   for _ in $(seq "$2"); do
-    PGAPPNAME="$1" psql -U app -X -q -c "SELECT pg_sleep($3)" >/dev/null 2>>"$dir/refused.log" &
+    PGAPPNAME="$1" psql -U "$(role_of "$1")" -X -q -c "SELECT pg_sleep($3)" >/dev/null 2>>"$dir/refused.log" &
     sleep "${4:-0}"
   done
 }
@@ -70,10 +77,10 @@ example 'remaining connections are reserved'
 
 echo "== The API backend still logs in 4 more times (its reservation is kept free for it):"
 for _ in 1 2 3 4; do
-  PGAPPNAME=backend psql -U app -X -At -c "SELECT '   the API backend logged in: ' || current_setting('application_name') || ' as ' || current_user"
+  PGAPPNAME=backend psql -U api -X -At -c "SELECT '   the API backend logged in: ' || current_setting('application_name') || ' as ' || current_user"
 done
 echo "   and connbudget.explain() says why a further worker login is refused:"
-q -x -c "SELECT budget, verdict, server_capacity, server_in_use, reserved_for_others FROM connbudget.explain('semantic_worker', 'app', 'postgres')" | sed 's/^/   /'
+q -x -c "SELECT budget, verdict, server_capacity, server_in_use, reserved_for_others FROM connbudget.explain('semantic_worker', 'semantic', 'postgres')" | sed 's/^/   /'
 
 echo "== SELECT * FROM connbudget.status; during the overload"
 q -c "SELECT budget, max_connections, reserved, on_full, priority, active, waiting, admitted, rejected, reserved_in_use, server_free FROM connbudget.status"
@@ -102,8 +109,8 @@ grep -A1 -E 'connection budget "event"' "$dir/server.log" | grep -v -E 'HINT|^--
 
 echo "== A dry run: a new budget for report jobs in monitor mode, max_connections 2; 4 report jobs log in:"
 q <<'SQL'
-INSERT INTO connbudget.budgets (name, application_name, max_connections, on_full, mode)
-VALUES ('reports', 'report_job', 2, 'reject', 'monitor');
+INSERT INTO connbudget.budgets (name, application_name, role_name, max_connections, on_full, mode)
+VALUES ('reports', 'report_job', 'reports', 2, 'reject', 'monitor');
 SELECT connbudget.reload() AS generation \gset
 SQL
 hold report_job 4 2
@@ -128,11 +135,11 @@ wait
 echo "== Another: 5 idle extraction sessions and 2 inside a transaction; the budget is cut to 1 and"
 echo "   terminate_excess() ends the idle ones, longest idle first, never one inside a transaction:"
 for _ in 1 2 3 4 5; do
-  { sleep 8; } | PGAPPNAME=extraction_worker psql -U app -X -q >/dev/null 2>&1 &
+  { sleep 8; } | PGAPPNAME=extraction_worker psql -U extraction -X -q >/dev/null 2>&1 &
   sleep 0.1
 done
 for _ in 1 2; do
-  { echo 'BEGIN;'; echo 'SELECT 1;'; sleep 8; } | PGAPPNAME=extraction_worker psql -U app -X -q >/dev/null 2>&1 &
+  { echo 'BEGIN;'; echo 'SELECT 1;'; sleep 8; } | PGAPPNAME=extraction_worker psql -U extraction -X -q >/dev/null 2>&1 &
 done
 sleep 0.5
 q -c "UPDATE connbudget.budgets SET max_connections = 1 WHERE name = 'extraction'"
