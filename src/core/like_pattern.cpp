@@ -10,17 +10,16 @@
 namespace connbudget {
 namespace {
 
-// Length of the UTF-8 sequence that starts at s[i], clamped to the string.
+// Length of the character that starts at s[i]: a whole UTF-8 sequence, or one byte when the
+// lead byte is not followed by its continuation bytes (so a malformed lead never swallows
+// a backslash, '%' or '_', and matching agrees with like_pattern_error on where escapes are).
 std::size_t char_length(std::string_view s, std::size_t i) noexcept {
   const auto lead = static_cast<unsigned char>(s[i]);
-  std::size_t n = 1;
-  if (lead >= 0xF0)
-    n = 4;
-  else if (lead >= 0xE0)
-    n = 3;
-  else if (lead >= 0xC0)
-    n = 2;
-  return n <= s.size() - i ? n : s.size() - i;
+  const std::size_t n = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+  if (n > s.size() - i) return 1;
+  for (std::size_t k = 1; k < n; ++k)
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 1;
+  return n;
 }
 
 }  // namespace

@@ -17,10 +17,15 @@ namespace {
 
 using connbudget::like_match;
 
+// One character: a lead byte and the continuation bytes it announces, or a lone byte.
 std::size_t char_length(std::string_view s, std::size_t i) {
   const auto lead = static_cast<unsigned char>(s[i]);
   const std::size_t n = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-  return n <= s.size() - i ? n : s.size() - i;
+  std::size_t continuation = 0;
+  while (continuation + 1 < n && i + continuation + 1 < s.size() &&
+         (static_cast<unsigned char>(s[i + continuation + 1]) >> 6) == 2)
+    ++continuation;
+  return continuation + 1 == n ? n : 1;
 }
 
 // LIKE by its definition: % any run of characters (whole UTF-8 sequences), _ one, \ quotes.

@@ -16,7 +16,8 @@ use Test::More;
 
 use Exporter 'import';
 our @EXPORT = qw(start_node login start_login answered finish_login logout logout_and_wait wait_for_exit query
-  start_query finish_query ended_by_server status_of wait_for_active wait_for_waiting poll_until reload_budgets);
+  start_query finish_query ended_by_server status_of wait_for_active wait_for_waiting poll_until reload_budgets
+  wait_for_server);
 
 # A started cluster with the extension created in "postgres" (connbudget.database).
 sub start_node
@@ -274,6 +275,26 @@ sub poll_until
 		my $result = query($through, $sql);
 		return 0 unless $result->{ok};
 		return 1 if ($result->{rows}[0][0] // '') eq 't';
+		usleep(100_000);
+	}
+	return 0;
+}
+
+# Waits until the server takes logins again (after a crash restart), logging in over the
+# raw protocol: psql-based polling can die on a broken pipe while the server is still
+# in recovery. True if it did in time.
+sub wait_for_server
+{
+	my ($node) = @_;
+	local $SIG{PIPE} = 'IGNORE';
+	for (1 .. $PostgreSQL::Test::Utils::timeout_default * 10)
+	{
+		my $session = login($node);
+		if ($session->{ok})
+		{
+			logout($session);
+			return 1;
+		}
 		usleep(100_000);
 	}
 	return 0;

@@ -78,6 +78,7 @@ ok(!login($node, %leaky)->{ok}, 'and is exact: a third is refused');
 my $pid = $node->safe_psql('postgres',
 	"SELECT pid FROM connbudget.sessions WHERE budget = 'leaky' LIMIT 1");
 kill 'KILL', $pid;
+ok(wait_for_server($node), 'the server takes logins again after the crash');
 ok($node->poll_query_until('postgres', 'SELECT budgets = 2 FROM connbudget.worker'),
 	'after the crash restart the worker loads the budgets again');
 my $after = status_of($node);

@@ -168,7 +168,6 @@ logout($current);
 $node->safe_psql('postgres', q{
 	INSERT INTO connbudget.budgets (name, application_name, max_connections, on_full, queue_timeout)
 	VALUES ('last', 'last', 1, 'queue', '60s');
-	SELECT connbudget.reset_stats('last');
 });
 reload_budgets($node);
 my $last_holder = login($node, user => 'worker', application_name => 'last');

@@ -123,7 +123,7 @@ kill 'KILL', $pid;
 $psql->quit;
 ok($node->wait_for_log(qr/all server processes terminated; reinitializing/, $crash_offset),
 	'the server reinitializes after the crash');
-ok($node->poll_query_until('postgres', 'SELECT 1', '1'), 'and accepts logins again');
+ok(wait_for_server($node), 'and accepts logins again');
 reload_budgets($node);
 is($node->safe_psql('postgres',
 		"SELECT sum(admitted + rejected + timed_out + waits) FROM connbudget.status WHERE budget IN ('full', 'queue', 'dry')"),

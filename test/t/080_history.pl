@@ -170,6 +170,7 @@ my $crash_offset = -s $node->logfile;
 kill 'KILL', $pid;
 ok($node->wait_for_log(qr/all server processes terminated; reinitializing/, $crash_offset),
 	'the server reinitializes after the crash');
+ok(wait_for_server($node), 'and takes logins again');
 ok($node->poll_query_until('postgres', 'SELECT budgets = 2 FROM connbudget.worker'),
 	'after a crash restart the worker loads the budgets again');
 ok($node->poll_query_until('postgres', "SELECT count(*) > 0 FROM connbudget.history"),

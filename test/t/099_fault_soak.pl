@@ -119,18 +119,6 @@ my @faults = (
 );
 my %done;
 
-# Waits until the server answers again (after a crash restart or a restart).
-sub server_up
-{
-	for (1 .. $PostgreSQL::Test::Utils::timeout_default * 10)
-	{
-		my ($rc) = $node->psql('postgres', 'SELECT 1');
-		return 1 if $rc == 0;
-		usleep(100_000);
-	}
-	return 0;
-}
-
 # A quiet point: clients paused and gone, the books checked against the server.
 sub quiet_point
 {
@@ -141,7 +129,7 @@ sub quiet_point
 		last if $clients == grep { -e "$dir/soak_ready_$_" } 1 .. $clients;
 		usleep(20_000);
 	}
-	ok(server_up(), "round $round: the server answers");
+	ok(wait_for_server($node), "round $round: the server answers");
 	ok($node->poll_query_until('postgres', q{
 		SELECT (SELECT count(*) FROM connbudget.sessions WHERE budget <> 'exempt') = 0
 		   AND (SELECT sum(active) FILTER (WHERE budget <> 'exempt') = 0 AND sum(waiting) = 0 FROM connbudget.status)
@@ -167,7 +155,7 @@ while (time - $started < $seconds)
 		next if $name eq 'restart the server' && rand() > 0.2;    # the slowest, more rarely
 		$fault->();
 		$done{$name}++;
-		server_up();
+		wait_for_server($node);
 		usleep(200_000 + int(rand(400_000)));
 	}
 	quiet_point(++$round);

@@ -50,6 +50,15 @@ TEST(LikePattern, TrailingEscapeIsInvalidAndMatchesNothing) {
   EXPECT_FALSE(like_match("abc", "abc\\"));
 }
 
+// Found by fuzz_matching: a lead byte without its continuation bytes is one byte, so it
+// never swallows the escape after it.
+TEST(LikePattern, MalformedLeadByteIsOneCharacter) {
+  EXPECT_EQ(like_pattern_error("%\xdc\\\\"), nullptr);  // %, 0xdc, escaped backslash
+  EXPECT_TRUE(like_match("\xdc\\\xdc\\", "%\xdc\\\\"));
+  EXPECT_TRUE(like_match("\xdc%", "_\\%"));
+  EXPECT_FALSE(like_match("\xdc", "__"));
+}
+
 TEST(LikePattern, MinLengthCountsLiteralsAndUnderscoresNotPercents) {
   EXPECT_EQ(connbudget::like_min_length(""), 0u);
   EXPECT_EQ(connbudget::like_min_length("%"), 0u);
