@@ -25,7 +25,7 @@ for file in "${files[@]}"; do
       log="$work/tmp_check/log/regress_log_$(basename "$file" .pl)"
       kept="$work/failed-$(basename "$file" .pl)-$round.log"
       cp "$log" "$kept" 2>/dev/null || cp "$work/out.log" "$kept"
-      notes+=("round $round: $(grep -E '^\[.*\] not ok|^not ok' "$kept" | sed -E 's/^\[[^]]*\]\([^)]*\) //' | head -n 3 | paste -sd';' -) ($kept)")
+      notes+=("round $round: $({ grep -E '^(\[[^]]*\]\([^)]*\) )?not ok' "$kept" || true; } | sed -E 's/^\[[^]]*\]\([^)]*\) //' | head -n 3 | paste -sd';' -) ($kept)")
     fi
   done
   echo "$file: $passed of $ROUNDS passed"

@@ -9,7 +9,7 @@ use warnings;
 
 use IO::Select;
 use IO::Socket::UNIX;
-use Time::HiRes qw(usleep);
+use Time::HiRes qw(time usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -73,7 +73,12 @@ sub answered
 {
 	my ($pending, $seconds) = @_;
 	return 1 unless $pending->{select};    # it could not even connect
-	return scalar $pending->{select}->can_read($seconds);
+	my $deadline = time + $seconds;
+	while ((my $left = $deadline - time) > 0)
+	{
+		return 1 if $pending->{select}->can_read($left);    # else a signal interrupted the wait
+	}
+	return 0;
 }
 
 # Reads the server's answer to a started login (see login for what it returns).
@@ -124,14 +129,17 @@ sub _error_fields
 }
 
 # $length bytes from the server; (undef, 'TIMEOUT') if they do not come in time, undef if
-# the connection closed.
+# the connection closed. A signal (a forked client exiting) interrupts the wait, never ends it.
 sub _read_exactly
 {
 	my ($socket, $select, $length) = @_;
 	my $data = '';
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
 	while (length($data) < $length)
 	{
-		return (undef, 'TIMEOUT') unless $select->can_read($PostgreSQL::Test::Utils::timeout_default);
+		my $left = $deadline - time;
+		return (undef, 'TIMEOUT') if $left <= 0;
+		next unless $select->can_read($left);
 		my $got = sysread($socket, $data, $length - length($data), length($data));
 		return undef unless $got;
 	}

@@ -47,9 +47,15 @@ for my $case (@doomed)
 is($node->safe_psql('postgres', q{SELECT active || '/' || waiting || '/' || queued || '/' || rejected FROM connbudget.status WHERE budget = 'appdb'}),
 	'1/0/0/0', 'none of them was counted or queued');
 
-# The real users still find the queue free: two wait (max_queue 2).
-my @waiting = map { start_login($node, user => 'app', dbname => 'appdb') } 1 .. 2;
-ok(wait_for_waiting($node, 'appdb', 2), 'two logins of app wait in the queue, which is theirs');
+# The real users still find the queue free: two wait (max_queue 2), one after the other so
+# that the queue's order is known.
+my @waiting;
+for my $n (1 .. 2)
+{
+	push @waiting, start_login($node, user => 'app', dbname => 'appdb');
+	wait_for_waiting($node, 'appdb', $n) or BAIL_OUT("login $n of app did not queue");
+}
+pass('two logins of app wait in the queue, which is theirs');
 
 # The role's own connection limit: single may hold one session; its second would wait in
 # appdb's queue, but PostgreSQL refuses it.

@@ -66,13 +66,14 @@ my $started = time;
 for (1 .. 150)
 {
 	my $session = login($node, %api);
-	if ($session->{ok} && query($session, 'SELECT 1')->{ok})
+	my $answer = $session->{ok} ? query($session, 'SELECT 1') : $session;
+	if ($answer->{ok})
 	{
 		$api_ok++;
 	}
 	else
 	{
-		push @api_failed, $session->{message} // 'the query failed';
+		push @api_failed, ($session->{ok} ? 'its query: ' : 'its login: ') . join(' ', grep { defined } @{$answer}{qw(sqlstate message detail)});
 	}
 	logout_and_wait($session);
 }
