@@ -89,16 +89,23 @@ CREATE FUNCTION connbudget.sessions(
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_sessions' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.sessions AS SELECT * FROM connbudget.sessions();
 
--- The background worker and the configuration it keeps live.
+-- The background worker and the configuration it keeps live; the shared memory the
+-- extension takes (in all, per budget of connbudget.max_budgets, per session) and the
+-- match index of the live budgets (its application_name and address shapes, and how many
+-- budgets it cannot index: every login looks at those; NULL while no index is live).
 CREATE FUNCTION connbudget.worker(
     OUT pid integer, OUT database text, OUT generation bigint, OUT budgets integer,
     OUT loaded_at timestamptz, OUT checked_at timestamptz, OUT last_error text,
-    OUT last_error_at timestamptz, OUT capacity integer, OUT reservation_shortfall integer)
+    OUT last_error_at timestamptz, OUT capacity integer, OUT reservation_shortfall integer,
+    OUT shared_memory_bytes bigint, OUT bytes_per_budget integer, OUT bytes_per_session integer,
+    OUT index_shapes integer, OUT unindexed_budgets integer)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connbudget_worker' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW connbudget.worker AS SELECT * FROM connbudget.worker();
 
--- Latencies measured inside the extension: 'admission' (the login hook's own time per
--- login) and 'handoff' (a freed slot handed to a queued login -> that login runs).
+-- Latencies measured inside the extension, per login: 'login_checks' (reading the role,
+-- and PostgreSQL's own checks of role and database, made before anything is booked),
+-- 'admission' (classifying, deciding and booking) and 'handoff' (a freed slot handed to a
+-- queued login -> that login runs).
 CREATE FUNCTION connbudget.latency(
     OUT measure text, OUT count bigint, OUT mean_us double precision, OUT p50_us double precision,
     OUT p99_us double precision, OUT max_us double precision, OUT since timestamptz)

@@ -30,6 +30,11 @@ SELECT active >= 1 AS counted FROM connbudget.status WHERE budget = 'exempt';
 SELECT pid IS NOT NULL AS running, database, generation > 0 AS has_generation, budgets,
        loaded_at IS NOT NULL AS loaded, last_error
   FROM connbudget.worker;
+-- Its match index: one application_name shape ('backend'); '%worker' has no literal
+-- head, so every login looks at it. And the shared memory it all takes.
+SELECT index_shapes, unindexed_budgets, shared_memory_bytes > bytes_per_budget * 1000 AS sized,
+       bytes_per_budget BETWEEN 256 AND 4096 AS per_budget, bytes_per_session BETWEEN 64 AND 4096 AS per_session
+  FROM connbudget.worker;
 
 -- reset_stats() zeroes cumulative counters, for one budget or all; unknown names fail.
 SELECT connbudget.reset_stats('exempt');

@@ -35,7 +35,8 @@ std::size_t wait_bucket(std::int64_t waited_us) noexcept {
 }
 
 std::size_t Ledger::bytes_needed(std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
-  return aligned(sizeof(LedgerHeader)) + aligned(budget_slots(max_budgets) * sizeof(BudgetState)) +
+  return aligned(sizeof(LedgerHeader)) + 2 * MatchIndex::header_bytes() + 2 * MatchIndex::table_bytes(max_budgets) +
+         aligned(budget_slots(max_budgets) * sizeof(BudgetState)) +
          aligned(static_cast<std::size_t>(max_budgets) * sizeof(std::int32_t)) +
          aligned(static_cast<std::size_t>(max_sessions) * sizeof(SessionState));
 }
@@ -43,12 +44,23 @@ std::size_t Ledger::bytes_needed(std::int32_t max_budgets, std::int32_t max_sess
 Ledger::Ledger(void* block, std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
   auto* bytes = static_cast<unsigned char*>(block);
   header_ = reinterpret_cast<LedgerHeader*>(bytes);
+  // What every login reads first lies together: the header, the index headers, and the
+  // budget slots from default and exempt on. The index tables come last.
   bytes += aligned(sizeof(LedgerHeader));
+  for (void*& index : index_headers_) {
+    index = bytes;
+    bytes += MatchIndex::header_bytes();
+  }
   budgets_ = {reinterpret_cast<BudgetState*>(bytes), budget_slots(max_budgets)};
   bytes += aligned(budgets_.size_bytes());
   match_order_ = {reinterpret_cast<std::int32_t*>(bytes), static_cast<std::size_t>(max_budgets)};
   bytes += aligned(match_order_.size_bytes());
   sessions_ = {reinterpret_cast<SessionState*>(bytes), static_cast<std::size_t>(max_sessions)};
+  bytes += aligned(sessions_.size_bytes());
+  for (void*& table : index_tables_) {
+    table = bytes;
+    bytes += MatchIndex::table_bytes(max_budgets);
+  }
 }
 
 void Ledger::initialize(std::int64_t now_us) noexcept {
@@ -56,6 +68,7 @@ void Ledger::initialize(std::int64_t now_us) noexcept {
   for (BudgetState& budget : budgets_) new (&budget) BudgetState();
   for (std::int32_t& index : match_order_) index = kNoBudget;
   for (SessionState& session : sessions_) new (&session) SessionState();
+  for (std::int32_t block = 0; block < 2; ++block) index_in(block).clear();
   for (const std::int32_t implicit : {kDefaultBudget, kExemptBudget}) {
     BudgetState& budget = budgets_[implicit];
     budget.definition.name.assign(implicit == kDefaultBudget ? "default" : "exempt");
@@ -65,22 +78,55 @@ void Ledger::initialize(std::int64_t now_us) noexcept {
   refresh_entitlements();
 }
 
+MatchIndex Ledger::index_in(std::int32_t block) const noexcept {
+  const auto i = static_cast<std::size_t>(block);
+  return MatchIndex(index_headers_[i], index_tables_[i], static_cast<std::int32_t>(match_order_.size()));
+}
+
+MatchIndex Ledger::spare_index() noexcept { return index_in(1 - header_->live_index); }
+
+void Ledger::publish_spare_index() noexcept {
+  const std::int32_t spare = 1 - header_->live_index;
+  if (index_in(spare).rules() != header_->configured_count) return;
+  header_->live_index = spare;
+  header_->index_current = true;
+}
+
+MatchIndex::Summary Ledger::index_summary() const noexcept {
+  return header_->index_current ? index_in(header_->live_index).summary() : MatchIndex::Summary{};
+}
+
+bool Ledger::consider(std::int32_t rank, const LoginAttributes& login, Classification& c) const noexcept {
+  const std::int32_t index = match_order_[static_cast<std::size_t>(rank)];
+  const BudgetRule& rule = budgets_[index].definition.rule;
+  if (rule.matches(login)) {
+    c.budget = index;
+    // Entitled by a later row to a name an earlier row gives another role: no mismatch.
+    if (rule.entitles()) c.mismatched = kNoBudget;
+    return true;
+  }
+  if (c.mismatched == kNoBudget && rule.entitles() && rule.claimed_by(login)) c.mismatched = index;
+  return false;
+}
+
 Classification Ledger::classify(const LoginAttributes& login, bool exempt) const noexcept {
+  if (exempt || !header_->index_current) return classify_by_scan(login, exempt);
+  MatchIndex::Candidates candidates = index_in(header_->live_index).candidates(login);
+  if (!candidates.usable()) return classify_by_scan(login, exempt);
+  Classification c;
+  for (std::int32_t rank = candidates.next(); rank >= 0; rank = candidates.next())
+    if (consider(rank, login, c)) break;
+  return c;
+}
+
+Classification Ledger::classify_by_scan(const LoginAttributes& login, bool exempt) const noexcept {
   Classification c;
   if (exempt) {
     c.budget = kExemptBudget;
     return c;
   }
-  for (const std::int32_t index : match_order()) {
-    const BudgetRule& rule = budgets_[index].definition.rule;
-    if (rule.matches(login)) {
-      c.budget = index;
-      // Entitled by a later row to a name an earlier row gives another role: no mismatch.
-      if (rule.entitles()) c.mismatched = kNoBudget;
-      return c;
-    }
-    if (c.mismatched == kNoBudget && rule.entitles() && rule.claimed_by(login)) c.mismatched = index;
-  }
+  for (std::int32_t rank = 0; rank < header_->configured_count; ++rank)
+    if (consider(rank, login, c)) break;
   return c;
 }
 

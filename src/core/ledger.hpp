@@ -45,6 +45,7 @@
 #include "core/free_backends.hpp"
 #include "core/log_limiter.hpp"
 #include "core/login_attributes.hpp"
+#include "core/match_index.hpp"
 
 namespace connbudget {
 
@@ -166,6 +167,8 @@ struct LedgerHeader {
   std::int32_t configured_count = 0;
   bool uses_role_groups = false;  // some budget matches "+role": logins must supply member_of
   bool uses_idle_reclaim = false;  // some budget (default included) has an idle_reclaim
+  std::int32_t live_index = 0;  // which of the two match index blocks holds the last one published
+  bool index_current = false;   // and whether it is the live configuration's (else: scan)
 };
 
 struct Admission {
@@ -278,8 +281,22 @@ class Ledger {
 
   // The budget of a login: exempt ones go to kExemptBudget, else the first configured
   // budget (in match order) whose rule matches, else kDefaultBudget; and the first
-  // entitlement on the way that it claimed with another role.
+  // entitlement on the way that it claimed with another role. Looks at the live match
+  // index's candidates only; scans every rule when there is no live index or it cannot
+  // answer for this login. Needs the lock, shared at least.
   Classification classify(const LoginAttributes& login, bool exempt) const noexcept;
+  // The same by looking at every rule: what the index must always agree with.
+  Classification classify_by_scan(const LoginAttributes& login, bool exempt) const noexcept;
+
+  // The match index block that is not live, for the one process that loads configurations
+  // to build() without the lock from the definitions it then passes to reconfigure().
+  MatchIndex spare_index() noexcept;
+  // Right after reconfigure() applied (or found unchanged) the definitions the spare
+  // index was built from, under the same exclusive lock: makes it the live one. Every
+  // reconfigure() that changes the configuration stops using the old one.
+  void publish_spare_index() noexcept;
+  // The live index's figures (all zero when there is none).
+  MatchIndex::Summary index_summary() const noexcept;
 
   // What a login into `budget` would get now, with the numbers; changes nothing. `free`
   // says what the server really has free for it.
@@ -428,7 +445,13 @@ class Ledger {
   // Hands every slot that can now be given to waiters: by budget priority, then arrival.
   void grant_waiters(std::int64_t now_us, Wakeups& wakeups) noexcept;
 
+  // Visits the rule of match order position `rank` for classify(); true once decided.
+  bool consider(std::int32_t rank, const LoginAttributes& login, Classification& c) const noexcept;
+  MatchIndex index_in(std::int32_t block) const noexcept;
+
   LedgerHeader* header_;
+  std::array<void*, 2> index_headers_{};  // two match indexes: one live, one spare
+  std::array<void*, 2> index_tables_{};
   std::span<BudgetState> budgets_;       // [default, exempt, configurable slots...]
   std::span<std::int32_t> match_order_;  // budget indexes, first configured_count in use
   std::span<SessionState> sessions_;     // indexed by PGPROC number

@@ -177,7 +177,10 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   }
 
   header_->uses_role_groups = uses_role_groups;
-  if (changed) ++header_->generation;
+  if (changed) {
+    ++header_->generation;
+    header_->index_current = false;  // built for other rules: scan until publish_spare_index()
+  }
   result.status = changed ? Status::Applied : Status::Unchanged;
 
   // Waiters below a raised reservation start first (that does not change what the server

@@ -36,7 +36,7 @@ char logged_error[kErrorLength];
 
 // Worker-local scratch for Ledger::reconfigure, allocated once, never under the lock.
 std::span<std::int32_t> worker_array(std::size_t entries) {
-  auto* memory = static_cast<std::int32_t*>(MemoryContextAlloc(TopMemoryContext, sizeof(std::int32_t) * entries));
+  auto* memory = static_cast<std::int32_t*>(MemoryContextAllocHuge(TopMemoryContext, sizeof(std::int32_t) * entries));
   return {memory, entries};
 }
 
@@ -81,13 +81,22 @@ void warn_about_waiting_room(std::span<const BudgetDefinition> budgets, const Re
 void publish(std::span<const BudgetDefinition> budgets) {
   SharedState& state = *shared_state();
   static const std::span<std::int32_t> scratch = worker_array(Ledger::scratch_entries(max_budgets, MaxBackends));
+  static const std::span<MatchIndex::BuildEntry> index_scratch = [] {
+    auto* memory = static_cast<MatchIndex::BuildEntry*>(
+        MemoryContextAllocHuge(TopMemoryContext, sizeof(MatchIndex::BuildEntry) * static_cast<std::size_t>(max_budgets)));
+    return std::span<MatchIndex::BuildEntry>(memory, static_cast<std::size_t>(max_budgets));
+  }();
   Wakeups wakeups(wakeup_buffer());
   const Policy policy = current_policy();
+  // The match index, compiled before the lock into the block no login reads (this worker
+  // is the only one that writes it), goes live with the budgets it was built from.
+  const bool indexed = ledger().spare_index().build(budgets, index_scratch);
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
   const ReconfigureResult result = ledger().reconfigure(budgets, policy, scratch, now, wakeups);
   const bool loaded = result.status == ReconfigureResult::Status::Applied ||
                       result.status == ReconfigureResult::Status::Unchanged;
+  if (loaded && indexed) ledger().publish_spare_index();
   const int previous_shortfall = state.reservation_shortfall;
   if (loaded) {
     state.budgets_loaded = static_cast<int>(budgets.size());

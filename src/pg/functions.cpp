@@ -196,6 +196,7 @@ Datum connbudget_reset_stats(PG_FUNCTION_ARGS) {
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
   const bool found = ledger().reset_stats(name ? std::optional<std::string_view>(name) : std::nullopt, now);
   if (!name) {
+    state.login_checks.reset();
     state.admission_cost.reset();
     state.handoff.reset();
     state.latency_reset = now;

@@ -25,12 +25,10 @@ shmem_startup_hook_type previous_startup_hook = nullptr;
 // One counter baseline per budget slot of the ledger.
 std::int32_t budget_slots() { return max_budgets + kFirstConfiguredBudget; }
 
-std::size_t history_bytes() { return History::bytes_needed(history_size, budget_slots()); }
-
 void request_memory() {
   if (previous_request_hook) previous_request_hook();
   if (history_size == 0) return;
-  RequestAddinShmemSpace(history_bytes());
+  RequestAddinShmemSpace(history_memory_bytes());
   RequestNamedLWLockTranche(kName, 1);
 }
 
@@ -41,13 +39,15 @@ void attach_memory() {
   if (history_size == 0) return;
   LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
   bool found = false;
-  void* block = ShmemInitStruct(kName, history_bytes(), &found);
+  void* block = ShmemInitStruct(kName, history_memory_bytes(), &found);
   store.emplace(HistoryStore{&(GetNamedLWLockTranche(kName))->lock, History(block, history_size, budget_slots())});
   if (!found) store->history.initialize(ledger());
   LWLockRelease(AddinShmemInitLock);
 }
 
 }  // namespace
+
+std::size_t history_memory_bytes() { return history_size == 0 ? 0 : History::bytes_needed(history_size, budget_slots()); }
 
 void request_history() {
   previous_request_hook = shmem_request_hook;

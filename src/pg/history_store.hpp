@@ -24,4 +24,7 @@ void request_history();
 // Null unless the library was preloaded with connbudget.history_size > 0.
 HistoryStore* history_store();
 
+// The shared memory the history takes (0 when it is off).
+std::size_t history_memory_bytes();
+
 }  // namespace connbudget::pg

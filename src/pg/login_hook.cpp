@@ -3,13 +3,14 @@
 // (the messages are in login_reports.cpp).
 //
 // Rules: no I/O and no waiting on the worker; catalog lookups happen before the lock; one
-// exclusive acquisition of our LWLock, held only for classify + admit (no ereport, no
-// allocation inside); the release callback is registered before a slot is booked, so every
-// way out of the process (logout, later FATAL, termination) gives the slot back. A queued
-// login waits on its own latch, outside the lock; the session that frees a slot hands it
-// over under the lock and sets the waiter's latch. What the server really has free is
-// PostgreSQL's own count of free backends, asked under the lock only when the ledger's
-// count leaves room; a login admitted that way is not checked again by PostgreSQL.
+// shared acquisition of our LWLock to classify (through the match index), then one
+// exclusive one, held only to decide and book (no ereport, no allocation inside); the
+// release callback is registered before a slot is booked, so every way out of the process
+// (logout, later FATAL, termination) gives the slot back. A queued login waits on its own
+// latch, outside the lock; the session that frees a slot hands it over under the lock and
+// sets the waiter's latch. What the server really has free is PostgreSQL's own count of
+// free backends, asked under the lock only when the ledger's count leaves room; a login
+// admitted that way is not checked again by PostgreSQL.
 extern "C" {
 #include "postgres.h"
 
@@ -67,6 +68,12 @@ Outcome admit(SharedState& state, Login& login) {
   // Read without the lock, so the usual case takes it once; rechecked under it.
   if (ledger().header().uses_role_groups) login.add_groups();
   for (;;) {
+    // Classified under the shared lock, so that logins classify side by side; decided and
+    // booked under the exclusive one, classified again only if the budgets changed between.
+    LWLockAcquire(state.lock, LW_SHARED);
+    const std::uint64_t generation = ledger().header().generation;
+    Classification classification = ledger().classify(login.attributes, login.exempt);
+    LWLockRelease(state.lock);
     LWLockAcquire(state.lock, LW_EXCLUSIVE);
     Ledger& books = ledger();
     if (books.header().uses_role_groups && !login.has_groups) {
@@ -74,10 +81,11 @@ Outcome admit(SharedState& state, Login& login) {
       login.add_groups();
       continue;
     }
+    if (books.header().generation != generation) classification = books.classify(login.attributes, login.exempt);
     Outcome outcome;
     const ServerBackends free(login.kept_free, 0);
-    outcome.admission = books.admit(my_session_slot(), books.classify(login.attributes, login.exempt),
-                                    login.attributes, MyProcPid, policy, free, now, wakeups);
+    outcome.admission = books.admit(my_session_slot(), classification, login.attributes, MyProcPid, policy, free, now,
+                                    wakeups);
     const Admission& a = outcome.admission;
     if (a.budget != kNoBudget) {
       outcome.budget = books.budgets()[a.budget].definition.name;
@@ -221,18 +229,23 @@ void on_client_authentication(Port* port, int status) {
   // Only successful logins of ordinary backends count; walsenders never do.
   if (status != STATUS_OK || am_walsender || !state || MyBackendType != B_BACKEND) return;
 
+  const auto nanoseconds_since = [](Clock::time_point then) {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - then).count());
+  };
   const Clock::time_point started = Clock::now();
   Login login = login_from_port(*port);
   // A login PostgreSQL is about to refuse takes no place: it goes on to that error.
-  if (postgres_will_refuse(login)) return;
+  const bool doomed = postgres_will_refuse(login);
+  state->login_checks.record(nanoseconds_since(started));
+  if (doomed) return;
+  const Clock::time_point admitting = Clock::now();
   static bool release_registered = false;
   if (!release_registered) {
     before_shmem_exit(release_session, 0);
     release_registered = true;
   }
   Outcome outcome = admit(*state, login);
-  state->admission_cost.record(
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started).count()));
+  state->admission_cost.record(nanoseconds_since(admitting));
   const Verdict verdict = outcome.admission.verdict;
   if (verdict == Verdict::Queue)
     wait_for_slot(*state, outcome, login.attributes);  // returns once admitted

@@ -15,6 +15,8 @@ extern "C" {
 #include <new>
 #include <optional>
 
+#include "core/history.hpp"
+#include "pg/history_store.hpp"
 #include "pg/saved_counters.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
@@ -49,6 +51,7 @@ void attach_memory() {
     state->lock = &(GetNamedLWLockTranche(kTrancheName))->lock;
     pg_atomic_init_u64(&state->changes, 0);
     pg_atomic_init_u64(&state->reload_requests, 0);
+    new (&state->login_checks) LatencyHistogram();
     new (&state->admission_cost) LatencyHistogram();
     new (&state->handoff) LatencyHistogram();
     state->latency_reset = GetCurrentTimestamp();
@@ -95,6 +98,20 @@ std::span<std::int32_t> wakeup_buffer() {
   if (!buffer)
     buffer = static_cast<std::int32_t*>(MemoryContextAlloc(TopMemoryContext, sizeof(std::int32_t) * MaxBackends));
   return {buffer, static_cast<std::size_t>(MaxBackends)};
+}
+
+MemoryUse memory_use() {
+  // Per budget and per session: what twice as many take more, so that every array and
+  // table sized by them counts.
+  constexpr std::int32_t kStep = 1024;
+  const std::size_t history_per_budget =
+      history_size == 0 ? 0
+                        : History::bytes_needed(history_size, 2 * kStep) - History::bytes_needed(history_size, kStep);
+  return MemoryUse{
+      .total = sizeof(SharedState) + ledger_bytes() + history_memory_bytes(),
+      .per_budget = (Ledger::bytes_needed(2 * kStep, 1) - Ledger::bytes_needed(kStep, 1) + history_per_budget) / kStep,
+      .per_session = (Ledger::bytes_needed(1, 2 * kStep) - Ledger::bytes_needed(1, kStep)) / kStep,
+  };
 }
 
 void wake_worker() {

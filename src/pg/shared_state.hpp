@@ -45,7 +45,8 @@ struct SharedState {
   TimestampTz last_error_at;
 
   // Measured inside the extension (see login_hook.cpp); reset by reset_stats().
-  LatencyHistogram admission_cost;  // the login hook's own time per login
+  LatencyHistogram login_checks;    // reading the login's role and PostgreSQL's own checks, made first
+  LatencyHistogram admission_cost;  // then classifying, deciding and booking the login
   LatencyHistogram handoff;         // a freed slot handed to a waiter -> the waiter runs
   TimestampTz latency_reset;
 };
@@ -64,6 +65,15 @@ SharedState& require_shared_state();
 
 // Raises the error for a budget name the ledger does not know (with a hint).
 [[noreturn]] void report_unknown_budget(const char* name);
+
+// The extension's shared memory: in all, and what each budget of connbudget.max_budgets
+// and each session (one per PGPROC) takes of it (the history's rows aside).
+struct MemoryUse {
+  std::size_t total = 0;
+  std::size_t per_budget = 0;
+  std::size_t per_session = 0;
+};
+MemoryUse memory_use();
 
 // Wakes the worker, if one is running; never waits for it.
 void wake_worker();

@@ -206,9 +206,12 @@ Datum connbudget_worker(PG_FUNCTION_ARGS) {
   const uint64 generation = ledger().header().generation;
   const int capacity = ledger().header().capacity;
   const int shortfall = state.reservation_shortfall;
+  const MatchIndex::Summary index = ledger().index_summary();
+  const bool indexed = ledger().header().index_current;
   LWLockRelease(state.lock);
+  const MemoryUse memory = memory_use();
 
-  ResultRow<10> row;
+  ResultRow<15> row;
   pid ? row.integer(pid) : row.null();
   row.text(database);
   row.bigint(static_cast<std::int64_t>(generation));
@@ -219,6 +222,11 @@ Datum connbudget_worker(PG_FUNCTION_ARGS) {
   last_error[0] ? row.timestamp(last_error_at) : row.null();
   row.integer(capacity);
   row.integer(shortfall);
+  row.bigint(static_cast<std::int64_t>(memory.total));
+  row.integer(static_cast<int>(memory.per_budget));
+  row.integer(static_cast<int>(memory.per_session));
+  indexed ? row.integer(index.name_shapes + index.address_shapes) : row.null();
+  indexed ? row.integer(index.unindexed) : row.null();
   row.emit(fcinfo);
   return static_cast<Datum>(0);
 }
@@ -231,7 +239,7 @@ Datum connbudget_latency(PG_FUNCTION_ARGS) {
   const TimestampTz since = state.latency_reset;
   LWLockRelease(state.lock);
   const std::pair<const char*, const LatencyHistogram*> measures[] = {
-      {"admission", &state.admission_cost}, {"handoff", &state.handoff}};
+      {"login_checks", &state.login_checks}, {"admission", &state.admission_cost}, {"handoff", &state.handoff}};
   for (const auto& [name, histogram] : measures) {
     const LatencyHistogram::Summary summary = histogram->summary();
     ResultRow<7> row;

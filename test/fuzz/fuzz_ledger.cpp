@@ -87,10 +87,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     now += 1000 + (arg << 8);
     Wakeups wakeups(buffer);
     switch (op % 12) {
-      case 0:
-        ledger.reconfigure(configurations()[arg % configurations().size()], policy, scratch, now, wakeups);
+      case 0: {  // as the worker loads: the match index built first, published with them (or not)
+        const std::vector<BudgetDefinition>& definitions = configurations()[arg % configurations().size()];
+        std::vector<MatchIndex::BuildEntry> entries(definitions.size());
+        if (!ledger.spare_index().build(definitions, entries)) std::abort();
+        const ReconfigureResult result = ledger.reconfigure(definitions, policy, scratch, now, wakeups);
+        if ((arg & 0x80) && result.status != ReconfigureResult::Status::DuplicateName) ledger.publish_spare_index();
         check(ledger, "reconfigure");
         break;
+      }
       case 1: {
         static constexpr Departure kWhy[] = {Departure::TimedOut, Departure::Abandoned, Departure::Terminated,
                                              Departure::Canceled};
@@ -140,8 +145,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (ledger.sessions()[session].phase != SessionPhase::Free) break;
         const LoginAttributes login{kApps[arg % 5], kRoles[(arg >> 3) % 2], "db", {}, {}};
         const bool exempt = (arg >> 4) % 8 == 0;
-        const Admission a = ledger.admit(session, ledger.classify(login, exempt), login, 1000 + session, policy, server,
-                                         now, wakeups);
+        const Classification c = ledger.classify(login, exempt);
+        const Classification scanned = ledger.classify_by_scan(login, exempt);
+        if (c.budget != scanned.budget || c.mismatched != scanned.mismatched) {
+          std::fprintf(stderr, "the match index and the scan disagree\n");
+          std::abort();
+        }
+        const Admission a = ledger.admit(session, c, login, 1000 + session, policy, server, now, wakeups);
         check(ledger, "admit");
         // Within its entitlement (its limit, nobody waiting, not paused, no refused claim): admitted.
         if (a.verdict != Verdict::RefuseMismatch && a.budget != kNoBudget &&

@@ -23,7 +23,7 @@ class EntitlementTest : public LedgerTest {
                        std::span<const std::string_view> member_of = {}) {
     const LoginAttributes login{app, role, "db", {}, member_of};
     Wakeups wakeups(buffer_);
-    const Admission a = ledger_.admit(session, ledger_.classify(login, false), login, 1000 + session, policy_, server_,
+    const Admission a = ledger_.admit(session, classify(login), login, 1000 + session, policy_, server_,
                                       ++now_, wakeups);
     check_invariants();
     return a;

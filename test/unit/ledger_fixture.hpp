@@ -60,18 +60,32 @@ class LedgerTest : public ::testing::Test {
 
   using Woken = std::vector<std::int32_t>;
 
+  // Loads defs as the worker does: the match index built first, published with them.
   ReconfigureResult configure(const std::vector<BudgetDefinition>& defs) {
     Wakeups wakeups(buffer_);
+    std::vector<MatchIndex::BuildEntry> entries(defs.size());
+    ledger_.spare_index().build(defs, entries);
     const ReconfigureResult result = ledger_.reconfigure(defs, policy_, scratch_, ++now_, wakeups);
+    if (result.status == ReconfigureResult::Status::Applied || result.status == ReconfigureResult::Status::Unchanged)
+      ledger_.publish_spare_index();
     woken_.assign(wakeups.sessions().begin(), wakeups.sessions().end());
     check_invariants();
     return result;
   }
 
+  // The ledger's classification, checked against a scan of every rule.
+  Classification classify(const LoginAttributes& login, bool exempt = false) const {
+    const Classification indexed = ledger_.classify(login, exempt);
+    const Classification scanned = ledger_.classify_by_scan(login, exempt);
+    EXPECT_EQ(indexed.budget, scanned.budget);
+    EXPECT_EQ(indexed.mismatched, scanned.mismatched);
+    return indexed;
+  }
+
   Admission login_as(int session, std::string_view app, bool exempt = false) {
     const LoginAttributes login{app, "role", "db", {}, {}};
     Wakeups wakeups(buffer_);
-    const Admission admission = ledger_.admit(session, ledger_.classify(login, exempt), login,
+    const Admission admission = ledger_.admit(session, classify(login, exempt), login,
                                               1000 + session, policy_, server_, ++now_, wakeups);
     woken_.assign(wakeups.sessions().begin(), wakeups.sessions().end());
     check_invariants();

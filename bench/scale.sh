@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Admission at scale: what a login costs with 10 to 100,000 budgets. For each number of
+# budgets and each kind (application_name patterns 'app_<i>-%', exact application_names
+# 'svc<i>', roles 'tenant_<i>'), the login's budget is the last in position order. Prints,
+# by the medians of ROUNDS interleaved runs (without, with, with, without, ...), one line
+# per (budgets, kind, clients): logins/s with the library preloaded and without (pgbench
+# -C, a new connection per SELECT 1, on a second server that has no library), their ratio,
+# and the extension's own figures for those logins (connbudget.latency: 'admission' =
+# classify, decide, book; 'login_checks' = the role and PostgreSQL's checks, made first).
+# Then, per number of budgets, COMMIT -> live (the worker's load of all of them, and of one
+# UPDATE, median of 5) and the shared memory connbudget.worker reports.
+#
+# As root on Debian 12 it installs what it needs, builds and installs the extension from a
+# copy of the tree and runs the servers as the "postgres" user; as any other user the
+# extension must be installed already. Settings (environment): PG_CONFIG, BUDGETS="10 1000
+# 10000 100000", KINDS="pattern exact role", CLIENTS="1 16", ROUNDS=4, LOGINS=1600.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PG_CONFIG=$(command -v "${PG_CONFIG:-pg_config}")
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/install-deps.sh >/dev/null
+  build=$(mktemp -d /tmp/pg_connbudget-scale.XXXXXX)
+  tar --exclude=./.git --exclude='*.o' --exclude='*.so' -cf - . | tar -xf - -C "$build"
+  make -s -C "$build" -j"$(nproc)" PG_CONFIG="$PG_CONFIG" install >/dev/null
+  chown -R postgres "$build"
+  chmod 755 "$build"
+  exec runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" BUDGETS="${BUDGETS:-}" KINDS="${KINDS:-}" \
+    CLIENTS="${CLIENTS:-}" ROUNDS="${ROUNDS:-}" LOGINS="${LOGINS:-}" bash "$build/bench/scale.sh"
+fi
+read -r -a budget_counts <<<"${BUDGETS:-10 1000 10000 100000}"
+read -r -a kinds <<<"${KINDS:-pattern exact role}"
+read -r -a client_counts <<<"${CLIENTS:-1 16}"
+rounds=${ROUNDS:-4}
+logins=${LOGINS:-1600}
+most=$(printf '%s\n' "${budget_counts[@]}" | sort -n | tail -n 1)  # connbudget.max_budgets (at most 100000)
+PATH="$("$PG_CONFIG" --bindir):$PATH"
+export LD_LIBRARY_PATH="$("$PG_CONFIG" --libdir)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+dir=$(mktemp -d /tmp/pg_connbudget-scale-run.XXXXXX)
+export PGHOST="$dir" PGDATABASE=postgres PGUSER=postgres
+declare -A port=([with]=5436 [without]=5437)
+cleanup() {
+  for side in with without; do pg_ctl -D "$dir/$side" -m immediate stop >/dev/null 2>&1 || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+for side in with without; do
+  initdb -D "$dir/$side" -A trust -U postgres >/dev/null
+  cat >>"$dir/$side/postgresql.conf" <<CONF
+max_connections = 60
+listen_addresses = ''
+unix_socket_directories = '$dir'
+port = ${port[$side]}
+CONF
+  [ "$side" = with ] && cat >>"$dir/$side/postgresql.conf" <<CONF
+shared_preload_libraries = 'pg_connbudget'
+connbudget.max_budgets = $most
+CONF
+  pg_ctl -D "$dir/$side" -l "$dir/$side.log" -w start >/dev/null
+  psql -X -q -v ON_ERROR_STOP=1 -p "${port[$side]}" -c "CREATE ROLE tenant_bench LOGIN"
+done
+psql -X -q -v ON_ERROR_STOP=1 -p "${port[with]}" <<'SQL'
+CREATE EXTENSION pg_connbudget;
+-- Milliseconds from committed_ms (epoch) until the worker has made a new generation live
+-- with `budgets` budgets.
+CREATE FUNCTION bench_wait_live(before bigint, budgets integer, committed_ms double precision)
+RETURNS double precision LANGUAGE plpgsql AS $$
+BEGIN
+  WHILE (SELECT w.generation = before OR w.budgets <> bench_wait_live.budgets FROM connbudget.worker w) LOOP
+    PERFORM pg_sleep(0.0002);
+  END LOOP;
+  RETURN extract(epoch FROM clock_timestamp()) * 1000 - committed_ms;
+END $$;
+SQL
+echo "SELECT 1;" >"$dir/select1.sql"
+
+on() { psql -X -At -q -v ON_ERROR_STOP=1 -p "${port[with]}" "$@"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+# Replaces every budget with $2 budgets of kind $1 in one transaction; prints COMMIT -> live, ms.
+load_budgets() {
+  local kind=$1 n=$2 rule
+  case $kind in
+    pattern) rule="'app_' || i || '-%', NULL" ;;
+    exact) rule="'svc' || i, NULL" ;;
+    role) rule="NULL, CASE WHEN i = $n THEN 'tenant_bench' ELSE 'tenant_' || i END" ;;
+  esac
+  on <<SQL
+SELECT generation AS before FROM connbudget.worker \gset
+BEGIN;
+DELETE FROM connbudget.budgets;
+INSERT INTO connbudget.budgets (name, position, application_name, role_name, max_connections)
+SELECT 'b' || i, i, $rule, 100 FROM generate_series(1, $n) i;
+COMMIT;
+SELECT extract(epoch FROM clock_timestamp()) * 1000 AS committed \gset
+SELECT round(bench_wait_live(:before, $n, :committed)::numeric, 1);
+SQL
+}
+
+# COMMIT -> live of one UPDATE among $1 budgets, median of 5, ms.
+update_live() {
+  local n=$1 times=()
+  for i in 1 2 3 4 5; do
+    times+=("$(on <<SQL
+SELECT generation AS before FROM connbudget.worker \gset
+UPDATE connbudget.budgets SET max_connections = $((100 + i)) WHERE name = 'b1';
+SELECT extract(epoch FROM clock_timestamp()) * 1000 AS committed \gset
+SELECT round(bench_wait_live(:before, $n, :committed)::numeric, 2);
+SQL
+)")
+  done
+  median "${times[@]}"
+}
+
+# One pgbench -C run against a side; prints logins/s. Fails loudly if pgbench does.
+run() {
+  local side=$1 clients=$2 app=$3 role=$4 out
+  if ! out=$(PGAPPNAME=$app pgbench -n -C -c "$clients" -j "$clients" -t $((logins / clients)) -f "$dir/select1.sql" \
+    -p "${port[$side]}" -U "$role" postgres 2>&1); then
+    echo "pgbench failed against the server $side pg_connbudget:" >&2
+    echo "$out" | tail -n 5 >&2
+    exit 1
+  fi
+  echo "$out" | awk '/^tps = / {print $3; exit}'
+}
+
+echo "$("$PG_CONFIG" --version), $(nproc) cores; pgbench -C, $logins logins per run, $rounds runs per side, medians"
+printf '%8s %-8s %7s %12s %12s %7s %10s %10s %10s %10s\n' budgets kind clients "without/s" "with/s" ratio \
+  adm_p50_us adm_p99_us chk_p50_us chk_p99_us
+declare -A bulk_ms update_ms
+for n in "${budget_counts[@]}"; do
+  for kind in "${kinds[@]}"; do
+    bulk_ms[$n]+="$(load_budgets "$kind" "$n") "
+    case $kind in
+      pattern) app="app_$n-bench" role=tenant_bench ;;
+      exact) app="svc$n" role=tenant_bench ;;
+      role) app=pgbench role=tenant_bench ;;
+    esac
+    [ "$(on -c "SELECT connbudget.match('$app', '$role', 'postgres')")" = "b$n" ] ||
+      { echo "the login does not fall into budget b$n" >&2; exit 1; }
+    for clients in "${client_counts[@]}"; do
+      with=() without=() ratios=() adm50=() adm99=() chk50=() chk99=()
+      for round in $(seq "$rounds"); do
+        order=(without with)
+        (( round % 2 )) || order=(with without)
+        for side in "${order[@]}"; do
+          if [ "$side" = with ]; then
+            on -c "SELECT connbudget.reset_stats()" >/dev/null
+            rate=$(run with "$clients" "$app" "$role")
+            with+=("$rate")
+            read -r a50 a99 c50 c99 < <(on -F ' ' -c "SELECT
+                max(p50_us) FILTER (WHERE measure = 'admission'), max(p99_us) FILTER (WHERE measure = 'admission'),
+                max(p50_us) FILTER (WHERE measure = 'login_checks'), max(p99_us) FILTER (WHERE measure = 'login_checks')
+              FROM connbudget.latency")
+            adm50+=("$a50") adm99+=("$a99") chk50+=("$c50") chk99+=("$c99")
+          else
+            without+=("$(run without "$clients" "$app" "$role")")
+          fi
+        done
+        ratios+=("$(echo "${with[-1]} ${without[-1]}" | awk '{print $1 / $2}')")
+      done
+      printf '%8s %-8s %7s %12.0f %12.0f %7.3f %10.1f %10.1f %10.1f %10.1f\n' "$n" "$kind" "$clients" \
+        "$(median "${without[@]}")" "$(median "${with[@]}")" "$(median "${ratios[@]}")" "$(median "${adm50[@]}")" \
+        "$(median "${adm99[@]}")" "$(median "${chk50[@]}")" "$(median "${chk99[@]}")"
+    done
+  done
+  update_ms[$n]=$(update_live "$n")
+done
+
+echo
+echo "COMMIT -> live (the worker's load), ms: all budgets at once per kind; one UPDATE among them (median of 5)"
+for n in "${budget_counts[@]}"; do
+  printf '%8s budgets: bulk %s; one UPDATE %s\n' "$n" "${bulk_ms[$n]% }" "${update_ms[$n]}"
+done
+echo
+on -F ' ' -c "SELECT shared_memory_bytes, bytes_per_budget, bytes_per_session FROM connbudget.worker" |
+  while read -r total per_budget per_session; do
+    echo "shared memory: $((total / 1024 / 1024)) MB for connbudget.max_budgets $most and $(on -c 'SHOW max_connections') connections: $per_budget bytes per budget, $per_session per session"
+  done

@@ -1,0 +1,333 @@
+// Compiling and reading the match index (see match_index.hpp).
+#include "core/match_index.hpp"
+
+#include <algorithm>
+#include <string_view>
+
+#include "core/core_only.hpp"
+
+namespace connbudget {
+namespace {
+
+enum Kind : std::uint8_t { kUnindexed = 0, kName, kRole, kDatabase, kGroup, kAddress };
+
+constexpr std::size_t kAlign = alignof(std::max_align_t);
+constexpr std::size_t aligned(std::size_t n) noexcept { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// FNV-1a over the key's parts, then a final mix so that the low bits spread.
+class KeyHash {
+ public:
+  explicit KeyHash(std::uint8_t kind, std::uint32_t shape = 0) noexcept {
+    add(kind);
+    for (int i = 0; i < 4; ++i) add(static_cast<std::uint8_t>(shape >> (8 * i)));
+  }
+  void add(std::uint8_t byte) noexcept { h_ = (h_ ^ byte) * 0x100000001b3ull; }
+  void add(std::string_view text) noexcept {
+    for (const char c : text) add(static_cast<std::uint8_t>(c));
+  }
+  std::uint64_t value() const noexcept {
+    std::uint64_t z = h_;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+
+ private:
+  std::uint64_t h_ = 0xcbf29ce484222325ull;
+};
+
+std::uint64_t name_key(std::uint8_t kind, std::string_view name) noexcept {
+  KeyHash h(kind);
+  h.add(name);
+  return h.value();
+}
+
+// Heads longer than this are not indexed by name (a shape packs into 64 bits).
+constexpr std::size_t kMaxHead = 56;
+
+// The head of an application_name pattern: up to the first unescaped '%'.
+struct Head {
+  bool indexable = false;  // at most kMaxHead positions, at least one literal byte
+  std::uint64_t wildcards = 0;  // bit i: position i is '_'
+  std::uint8_t length = 0;
+  bool exact = false;  // no '%'
+  std::array<char, kMaxHead> bytes{};  // at the literal positions
+
+  // The shape: wildcards in bits 0-55, length in bits 56-62, exact in bit 63.
+  std::uint64_t shape() const noexcept {
+    return wildcards | std::uint64_t{length} << 56 | (exact ? std::uint64_t{1} << 63 : 0);
+  }
+};
+
+Head head_of(std::string_view pattern) noexcept {
+  Head head;
+  std::size_t at = 0, length = 0;
+  bool literal = false;
+  for (; at < pattern.size() && pattern[at] != '%'; ++at, ++length) {
+    if (length == kMaxHead) return head;
+    char c = pattern[at];
+    if (c == '\\') {
+      if (++at == pattern.size()) return head;  // a lone '\' at the end: matches nothing
+      c = pattern[at];
+    } else if (c == '_') {
+      head.wildcards |= std::uint64_t{1} << length;
+      continue;
+    }
+    head.bytes[length] = c;
+    literal = true;
+  }
+  head.length = static_cast<std::uint8_t>(length);
+  head.exact = at == pattern.size();
+  head.indexable = literal;
+  return head;
+}
+
+// The key of a name that fits shape number `index`: its bytes at the shape's literal positions.
+std::uint64_t name_shape_key(std::uint32_t index, std::uint64_t wildcards, std::uint8_t length,
+                             const char* bytes) noexcept {
+  KeyHash h(kName, index);
+  for (std::uint8_t i = 0; i < length; ++i)
+    if (!(wildcards >> i & 1)) h.add(static_cast<std::uint8_t>(bytes[i]));
+  return h.value();
+}
+
+std::uint64_t address_key(std::uint32_t index, const ClientAddress& address, std::uint8_t prefix_bits) noexcept {
+  KeyHash h(kAddress, index);
+  const int max_bits = 8 * ClientAddress::byte_length(address.family);
+  const int bits = prefix_bits < max_bits ? prefix_bits : max_bits;
+  for (int i = 0; i < bits / 8; ++i) h.add(address.bytes[i]);
+  if (const int rest = bits % 8) h.add(static_cast<std::uint8_t>(address.bytes[bits / 8] & (0xFF << (8 - rest))));
+  return h.value();
+}
+
+bool is_ascii(std::string_view text) noexcept {
+  return std::ranges::all_of(text, [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+}  // namespace
+
+std::int32_t MatchIndex::Candidates::next() noexcept {
+  for (;;) {
+    std::size_t best = count_;
+    for (std::size_t i = 0; i < count_; ++i)
+      if (!lists_[i].empty() && (best == count_ || lists_[i].front() < lists_[best].front())) best = i;
+    if (best == count_) return -1;
+    const std::int32_t rank = lists_[best].front();
+    lists_[best] = lists_[best].subspan(1);
+    if (rank == last_) continue;  // the same list found twice (a role listed twice, a collision)
+    last_ = rank;
+    return rank;
+  }
+}
+
+void MatchIndex::Candidates::add(std::span<const std::int32_t> list) noexcept {
+  if (list.empty()) return;
+  for (std::size_t i = 0; i < count_; ++i)
+    if (lists_[i].data() == list.data()) return;
+  if (count_ == lists_.size()) {
+    usable_ = false;
+    return;
+  }
+  lists_[count_++] = list;
+}
+
+std::size_t MatchIndex::table_capacity(std::int32_t max_budgets) noexcept {
+  std::size_t size = 16;
+  while (size < 2 * static_cast<std::size_t>(max_budgets)) size *= 2;
+  return size;
+}
+
+std::size_t MatchIndex::header_bytes() noexcept { return aligned(sizeof(Header)); }
+
+std::size_t MatchIndex::table_bytes(std::int32_t max_budgets) noexcept {
+  return aligned(table_capacity(max_budgets) * sizeof(Bucket)) +
+         aligned(static_cast<std::size_t>(max_budgets) * sizeof(std::int32_t));
+}
+
+MatchIndex::MatchIndex(void* header, void* table, std::int32_t max_budgets) noexcept {
+  header_ = static_cast<Header*>(header);
+  auto* bytes = static_cast<unsigned char*>(table);
+  postings_ = {reinterpret_cast<std::int32_t*>(bytes), static_cast<std::size_t>(max_budgets)};
+  bytes += aligned(postings_.size_bytes());
+  table_ = {reinterpret_cast<Bucket*>(bytes), table_capacity(max_budgets)};
+}
+
+void MatchIndex::clear() noexcept {
+  *header_ = Header();
+  header_->rules = -1;
+}
+
+std::int32_t MatchIndex::rules() const noexcept { return header_->rules; }
+
+template <typename Shape, std::size_t N>
+std::int32_t MatchIndex::pick_shapes(std::span<BuildEntry> entries, std::uint8_t kind, std::array<Shape, N>& out,
+                                     Shape (*decode)(std::uint64_t)) noexcept {
+  // Entries of that kind carry their shape in `shape`; count each shape's rules.
+  std::ranges::sort(entries, [kind](const BuildEntry& a, const BuildEntry& b) {
+    if ((a.kind == kind) != (b.kind == kind)) return a.kind == kind;
+    return a.shape < b.shape;
+  });
+  std::array<std::pair<std::size_t, std::uint64_t>, N> best{};  // (rules, shape), most first
+  std::size_t picked = 0;
+  for (std::size_t i = 0; i < entries.size() && entries[i].kind == kind;) {
+    std::size_t j = i;
+    while (j < entries.size() && entries[j].kind == kind && entries[j].shape == entries[i].shape) ++j;
+    const std::pair<std::size_t, std::uint64_t> run{j - i, entries[i].shape};
+    std::size_t at = picked < N ? picked++ : N;
+    while (at > 0 && best[at - 1].first < run.first) {
+      if (at < N) best[at] = best[at - 1];
+      --at;
+    }
+    if (at < N) best[at] = run;
+    i = j;
+  }
+  for (std::size_t i = 0; i < picked; ++i) out[i] = decode(best[i].second);
+  std::ranges::sort(entries, {}, &BuildEntry::rank);
+  return static_cast<std::int32_t>(picked);
+}
+
+bool MatchIndex::build(std::span<const BudgetDefinition> definitions, std::span<BuildEntry> scratch) noexcept {
+  clear();
+  const std::size_t n = definitions.size();
+  if (n > postings_.size() || scratch.size() < n) return false;
+  const std::span<BuildEntry> entries = scratch.first(n);
+  Header& header = *header_;
+
+  // The most common application_name head shapes.
+  for (std::size_t i = 0; i < n; ++i) {
+    const BudgetRule& rule = definitions[i].rule;
+    entries[i] = BuildEntry{.rank = static_cast<std::int32_t>(i)};
+    if (!rule.has_application_name) continue;
+    const Head head = head_of(rule.application_name.view());
+    if (!head.indexable) continue;
+    entries[i].kind = kName;
+    entries[i].shape = head.shape();
+  }
+  header.name_shapes = pick_shapes<NameShape>(entries, kName, header.name_shape, [](std::uint64_t shape) {
+    return NameShape{.wildcards = shape & ((std::uint64_t{1} << 56) - 1),
+                     .length = static_cast<std::uint8_t>(shape >> 56 & 0x7F),
+                     .exact = (shape >> 63) != 0};
+  });
+
+  // Each rule's key: its head if its shape is indexed, else its role, database, group or
+  // (the role never counts for an entitlement) its address.
+  for (std::size_t i = 0; i < n; ++i) {
+    const BudgetRule& rule = definitions[i].rule;
+    BuildEntry& entry = entries[i];
+    entry.kind = kUnindexed;
+    if (rule.has_application_name) {
+      const Head head = head_of(rule.application_name.view());
+      for (std::int32_t s = 0; head.indexable && s < header.name_shapes; ++s) {
+        const NameShape& shape = header.name_shape[s];
+        if (shape.length != head.length || shape.exact != head.exact || shape.wildcards != head.wildcards) continue;
+        entry.kind = kName;
+        entry.key = name_shape_key(static_cast<std::uint32_t>(s), head.wildcards, head.length, head.bytes.data());
+        break;
+      }
+      if (entry.kind == kName) continue;
+    }
+    if (rule.has_role && !rule.role_is_group && !rule.entitles()) {
+      entry.kind = kRole;
+      entry.key = name_key(kRole, rule.role_name.view());
+    } else if (rule.has_database) {
+      entry.kind = kDatabase;
+      entry.key = name_key(kDatabase, rule.database_name.view());
+    } else if (rule.has_role && !rule.entitles()) {
+      entry.kind = kGroup;
+      entry.key = name_key(kGroup, rule.role_name.view());
+    } else if (rule.has_client_addr && rule.client_addr.network.family != AddressFamily::None) {
+      entry.kind = kAddress;
+      entry.shape = static_cast<std::uint64_t>(rule.client_addr.network.family) << 8 | rule.client_addr.prefix_bits;
+    }
+  }
+  header.address_shapes = pick_shapes<AddressShape>(entries, kAddress, header.address_shape, [](std::uint64_t shape) {
+    return AddressShape{.family = static_cast<std::uint8_t>(shape >> 8), .prefix_bits = static_cast<std::uint8_t>(shape)};
+  });
+  for (BuildEntry& entry : entries) {
+    if (entry.kind != kAddress) continue;
+    const AddressRange& range = definitions[static_cast<std::size_t>(entry.rank)].rule.client_addr;
+    entry.kind = kUnindexed;
+    for (std::int32_t s = 0; s < header.address_shapes; ++s) {
+      const AddressShape& shape = header.address_shape[s];
+      if (shape.family != static_cast<std::uint8_t>(range.network.family) || shape.prefix_bits != range.prefix_bits)
+        continue;
+      entry.kind = kAddress;
+      entry.key = address_key(static_cast<std::uint32_t>(s), range.network, range.prefix_bits);
+    }
+  }
+
+  // Postings: the indexed rules by key, each key's in match order; then the unindexed ones.
+  std::ranges::sort(entries, [](const BuildEntry& a, const BuildEntry& b) {
+    if ((a.kind == kUnindexed) != (b.kind == kUnindexed)) return b.kind == kUnindexed;
+    if (a.kind != kUnindexed && a.key != b.key) return a.key < b.key;
+    return a.rank < b.rank;
+  });
+  // A table as small as the rules allow, so that a login's lookups touch few pages.
+  std::size_t used = 16;
+  while (used < 2 * n) used *= 2;
+  const std::size_t mask = used - 1;
+  header.mask = mask;
+  std::ranges::fill(table_.first(used), Bucket{});
+  std::size_t i = 0;
+  for (; i < n && entries[i].kind != kUnindexed;) {
+    std::size_t j = i;
+    for (; j < n && entries[j].kind != kUnindexed && entries[j].key == entries[i].key; ++j)
+      postings_[j] = entries[j].rank;
+    std::size_t pos = entries[i].key & mask;
+    while (table_[pos].count != 0) pos = (pos + 1) & mask;  // at most half full: a free bucket exists
+    table_[pos] = Bucket{entries[i].key, static_cast<std::int32_t>(i), static_cast<std::int32_t>(j - i)};
+    i = j;
+  }
+  header.indexed = static_cast<std::int32_t>(i);
+  for (; i < n; ++i) postings_[i] = entries[i].rank;
+  for (const BuildEntry& entry : entries) ++header.of_kind[entry.kind];
+  header.rules = static_cast<std::int32_t>(n);
+  return true;
+}
+
+std::span<const std::int32_t> MatchIndex::lookup(std::uint64_t key) const noexcept {
+  const std::size_t mask = header_->mask;
+  for (std::size_t pos = key & mask; table_[pos].count != 0; pos = (pos + 1) & mask)
+    if (table_[pos].key == key)
+      return std::span<const std::int32_t>(postings_).subspan(static_cast<std::size_t>(table_[pos].start),
+                                                             static_cast<std::size_t>(table_[pos].count));
+  return {};
+}
+
+MatchIndex::Candidates MatchIndex::candidates(const LoginAttributes& login) const noexcept {
+  Candidates found;
+  const Header& header = *header_;
+  if (header.rules < 0 || !is_ascii(login.application_name)) {
+    found.usable_ = false;
+    return found;
+  }
+  const std::string_view name = login.application_name;
+  for (std::int32_t s = 0; s < header.name_shapes; ++s) {
+    const NameShape& shape = header.name_shape[s];
+    if (shape.exact ? name.size() != shape.length : name.size() < shape.length) continue;
+    found.add(lookup(name_shape_key(static_cast<std::uint32_t>(s), shape.wildcards, shape.length, name.data())));
+  }
+  // Only kinds some rule is filed under: each lookup may touch another page of the table.
+  if (header.of_kind[kRole] > 0) found.add(lookup(name_key(kRole, login.role_name)));
+  if (header.of_kind[kDatabase] > 0) found.add(lookup(name_key(kDatabase, login.database_name)));
+  if (header.of_kind[kGroup] > 0) {
+    found.add(lookup(name_key(kGroup, login.role_name)));
+    for (const std::string_view group : login.member_of) found.add(lookup(name_key(kGroup, group)));
+  }
+  for (std::int32_t s = 0; s < header.address_shapes; ++s) {
+    const AddressShape& shape = header.address_shape[s];
+    if (shape.family != static_cast<std::uint8_t>(login.client_addr.family)) continue;
+    found.add(lookup(address_key(static_cast<std::uint32_t>(s), login.client_addr, shape.prefix_bits)));
+  }
+  found.add(std::span<const std::int32_t>(postings_).subspan(static_cast<std::size_t>(header.indexed),
+                                                            static_cast<std::size_t>(header.rules - header.indexed)));
+  return found;
+}
+
+MatchIndex::Summary MatchIndex::summary() const noexcept {
+  const Header& header = *header_;
+  if (header.rules < 0) return {};
+  return Summary{header.rules, header.name_shapes, header.address_shapes, header.rules - header.indexed};
+}
+
+}  // namespace connbudget

@@ -1,0 +1,130 @@
+// The match index: which configured budgets a login can match, so that classification
+// looks at a login's candidates only, not at every rule. Compiled from the configuration
+// (in match order) outside the ledger's lock, into a block of shared memory no one reads
+// until the ledger publishes it; immutable once published. Plain data, no pointers.
+//
+// Each rule is filed under one key, a condition every login it matches must meet (for an
+// entitlement, every login that claims it): its application_name pattern's head (the part
+// before the first '%': literal bytes and '_' wildcards, filed by shape, i.e. length and
+// wildcard positions, and the literal bytes), else its role, its database, its "+group",
+// its client address range (by family and prefix length); rules none of those index are
+// candidates of every login. A login looks up one key per shape present, its role and
+// groups, its database and one key per address shape, and visits the rules found in
+// match order. Keys are 64-bit hashes: a collision only adds candidates, which are then
+// checked in full, so the index is exact. It answers only for a login whose
+// application_name is ASCII (as every name a real login carries is: PostgreSQL cleans
+// them), where '_' is one byte; for any other, classification scans.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "core/budget.hpp"
+#include "core/login_attributes.hpp"
+
+namespace connbudget {
+
+class MatchIndex {
+ public:
+  // At most this many application_name shapes and address shapes are indexed (the most
+  // common ones); rules of the others are filed under another key, or not indexed.
+  static constexpr std::size_t kMaxNameShapes = 32;
+  static constexpr std::size_t kMaxAddressShapes = 16;
+  // A login visits at most this many lists of candidates; with more it is scanned.
+  static constexpr std::size_t kMaxLists = 64;
+
+  struct BuildEntry {
+    std::uint64_t key = 0;
+    std::uint64_t shape = 0;
+    std::int32_t rank = 0;
+    std::uint8_t kind = 0;
+  };
+
+  // What connbudget.worker shows about the live index.
+  struct Summary {
+    std::int32_t rules = 0;
+    std::int32_t name_shapes = 0;
+    std::int32_t address_shapes = 0;
+    std::int32_t unindexed = 0;  // rules that are candidates of every login
+  };
+
+  // The candidates of one login, visited in increasing rank (match order position).
+  class Candidates {
+   public:
+    // False if the index cannot answer for this login: the caller scans.
+    bool usable() const noexcept { return usable_; }
+    // The next candidate's rank, or -1 when there are no more.
+    std::int32_t next() noexcept;
+
+   private:
+    friend class MatchIndex;
+    void add(std::span<const std::int32_t> list) noexcept;
+    std::array<std::span<const std::int32_t>, kMaxLists> lists_{};
+    std::size_t count_ = 0;
+    std::int32_t last_ = -1;
+    bool usable_ = true;
+  };
+
+  // An index is two blocks: a small header (its shapes: every login reads it, so the
+  // ledger keeps it beside its own header) and the table with the lists.
+  static std::size_t header_bytes() noexcept;
+  static std::size_t table_bytes(std::int32_t max_budgets) noexcept;
+
+  // Views the two blocks (aligned for std::max_align_t).
+  MatchIndex(void* header, void* table, std::int32_t max_budgets) noexcept;
+
+  // Compiles the rules of definitions (in match order) into the block, using scratch
+  // (one entry per definition). False, and an empty index, if they do not fit.
+  bool build(std::span<const BudgetDefinition> definitions, std::span<BuildEntry> scratch) noexcept;
+
+  // Marks the block as holding no index.
+  void clear() noexcept;
+
+  // How many rules it was built from; -1 if it holds no index.
+  std::int32_t rules() const noexcept;
+
+  Candidates candidates(const LoginAttributes& login) const noexcept;
+
+  Summary summary() const noexcept;
+
+ private:
+  struct NameShape {
+    std::uint64_t wildcards = 0;  // bit i: position i of the head is '_'
+    std::uint8_t length = 0;      // bytes of the head
+    bool exact = false;           // no '%': a matching name has exactly `length` bytes
+  };
+  struct AddressShape {
+    std::uint8_t family = 0;
+    std::uint8_t prefix_bits = 0;
+  };
+  struct Header {
+    std::int32_t rules = -1;
+    std::int32_t indexed = 0;  // postings[0, indexed) are filed under keys; the rest unindexed
+    std::array<std::int32_t, 6> of_kind{};  // rules filed under each kind of key
+    std::uint64_t mask = 0;  // the table in use: the first mask + 1 buckets (twice the keys at least)
+    std::int32_t name_shapes = 0;
+    std::int32_t address_shapes = 0;
+    std::array<NameShape, kMaxNameShapes> name_shape{};
+    std::array<AddressShape, kMaxAddressShapes> address_shape{};
+  };
+  struct Bucket {
+    std::uint64_t key = 0;
+    std::int32_t start = 0;
+    std::int32_t count = 0;  // 0: empty
+  };
+
+  static std::size_t table_capacity(std::int32_t max_budgets) noexcept;
+  std::span<const std::int32_t> lookup(std::uint64_t key) const noexcept;
+  // Picks the most common shapes of entries [0, n) whose kind is `kind` into out; returns how many.
+  template <typename Shape, std::size_t N>
+  static std::int32_t pick_shapes(std::span<BuildEntry> entries, std::uint8_t kind, std::array<Shape, N>& out,
+                                  Shape (*decode)(std::uint64_t)) noexcept;
+
+  Header* header_;
+  std::span<Bucket> table_;
+  std::span<std::int32_t> postings_;
+};
+
+}  // namespace connbudget

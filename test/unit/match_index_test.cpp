@@ -1,0 +1,201 @@
+// The match index against a scan of every rule: random budgets (application_name patterns
+// and exact names, roles and "+groups", databases, address ranges, entitlements) and
+// random logins, thousands of cases; every classification must agree.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/ledger.hpp"
+
+using namespace connbudget;
+
+namespace {
+
+constexpr int kMaxBudgets = 200;
+constexpr int kSessions = 4;
+
+class MatchIndexTest : public ::testing::Test {
+ protected:
+  MatchIndexTest()
+      : block_(Ledger::bytes_needed(kMaxBudgets, kSessions) / sizeof(std::max_align_t) + 1),
+        scratch_(Ledger::scratch_entries(kMaxBudgets, kSessions)),
+        buffer_(kSessions),
+        ledger_(block_.data(), kMaxBudgets, kSessions) {
+    ledger_.initialize(1);
+  }
+
+  void load(const std::vector<BudgetDefinition>& definitions) {
+    std::vector<MatchIndex::BuildEntry> entries(definitions.size());
+    ASSERT_TRUE(ledger_.spare_index().build(definitions, entries));
+    Wakeups wakeups(buffer_);
+    const ReconfigureResult result = ledger_.reconfigure(definitions, Policy{}, scratch_, ++now_, wakeups);
+    ASSERT_NE(result.status, ReconfigureResult::Status::DuplicateName);
+    ASSERT_NE(result.status, ReconfigureResult::Status::TooManyBudgets);
+    ledger_.publish_spare_index();
+    ASSERT_EQ(ledger_.index_summary().rules, static_cast<std::int32_t>(definitions.size()));
+  }
+
+  // True if the index and the scan agree on the login.
+  ::testing::AssertionResult agree(const LoginAttributes& login) const {
+    const Classification indexed = ledger_.classify(login, false);
+    const Classification scanned = ledger_.classify_by_scan(login, false);
+    if (indexed.budget == scanned.budget && indexed.mismatched == scanned.mismatched)
+      return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "application_name \"" << login.application_name << "\" role "
+                                         << login.role_name << " database " << login.database_name << ": index "
+                                         << indexed.budget << "/" << indexed.mismatched << ", scan " << scanned.budget
+                                         << "/" << scanned.mismatched;
+  }
+
+  std::vector<std::max_align_t> block_;
+  std::vector<std::int32_t> scratch_;
+  std::vector<std::int32_t> buffer_;
+  Ledger ledger_;
+  std::int64_t now_ = 1;
+};
+
+std::string random_text(std::mt19937& rng, std::string_view alphabet, std::size_t max_length) {
+  std::string text(rng() % (max_length + 1), ' ');
+  for (char& c : text) c = alphabet[rng() % alphabet.size()];
+  return text;
+}
+
+ClientAddress random_address(std::mt19937& rng) {
+  ClientAddress address;
+  address.family = rng() % 4 == 0 ? AddressFamily::IPv6 : AddressFamily::IPv4;
+  for (int i = 0; i < ClientAddress::byte_length(address.family); ++i)
+    address.bytes[i] = static_cast<std::uint8_t>(i < 2 ? 10 : rng() % 3);
+  return address;
+}
+
+std::vector<BudgetDefinition> random_budgets(std::mt19937& rng, int count) {
+  static constexpr std::string_view kRoles[] = {"r1", "r2", "r3", "+r1", "+g1", "+g2"};
+  static constexpr std::string_view kDatabases[] = {"d1", "d2", "d3"};
+  std::vector<BudgetDefinition> definitions;
+  for (int i = 0; definitions.size() < static_cast<std::size_t>(count) && i < 10 * count; ++i) {
+    BudgetRow row;
+    const std::string name = "b" + std::to_string(i);
+    row.name = name;
+    row.position = i;
+    row.max_connections = 5;
+    std::string pattern;
+    if (rng() % 10 < 7) {
+      pattern = rng() % 3 == 0 ? random_text(rng, "abx", 5) : random_text(rng, "abx_%\\", 6);
+      row.application_name = pattern;
+    }
+    if (rng() % 10 < 4) row.role_name = kRoles[rng() % std::size(kRoles)];
+    if (rng() % 10 < 3) row.database_name = kDatabases[rng() % std::size(kDatabases)];
+    if (rng() % 10 < 2) row.client_addr = AddressRange{random_address(rng), static_cast<std::uint8_t>(8 * (rng() % 5))};
+    BudgetDefinition definition;
+    if (!build_definition(row, definition)) definitions.push_back(definition);
+  }
+  return definitions;
+}
+
+LoginAttributes random_login(std::mt19937& rng, std::vector<std::string_view>& groups, std::string& name) {
+  static constexpr std::string_view kRoles[] = {"r1", "r2", "r3", "r4", "g1"};
+  static constexpr std::string_view kDatabases[] = {"d1", "d2", "d3", "d4"};
+  static constexpr std::string_view kGroups[] = {"r1", "g1", "g2", "g3"};
+  name = random_text(rng, "abx_%\\", 6);
+  if (rng() % 20 == 0) name += "\xc3\xa9";  // not ASCII: the index does not answer, the scan does
+  groups.clear();
+  for (const std::string_view group : kGroups)
+    if (rng() % 3 == 0) groups.push_back(group);
+  LoginAttributes login{name, kRoles[rng() % std::size(kRoles)], kDatabases[rng() % std::size(kDatabases)], {}, groups};
+  if (rng() % 2) login.client_addr = random_address(rng);
+  return login;
+}
+
+}  // namespace
+
+TEST_F(MatchIndexTest, AgreesWithTheScanOnRandomBudgetsAndLogins) {
+  std::mt19937 rng(20261202);
+  std::vector<std::string_view> groups;
+  std::string name;
+  int cases = 0;
+  for (int configuration = 0; configuration < 300; ++configuration) {
+    load(random_budgets(rng, 1 + static_cast<int>(rng() % 60)));
+    for (int i = 0; i < 40; ++i, ++cases) ASSERT_TRUE(agree(random_login(rng, groups, name)));
+  }
+  EXPECT_EQ(cases, 12000);
+}
+
+TEST_F(MatchIndexTest, FindsTheLastOfThousandsOfPatternsAndLooksAtFewCandidates) {
+  std::vector<BudgetDefinition> definitions;
+  std::vector<std::string> patterns;
+  for (int i = 0; i < kMaxBudgets; ++i) patterns.push_back("app_" + std::to_string(i) + "-%");
+  for (int i = 0; i < kMaxBudgets; ++i) {
+    BudgetRow row;
+    const std::string name = "tenant" + std::to_string(i);
+    row.name = name;
+    row.application_name = patterns[i];
+    row.max_connections = 1;
+    BudgetDefinition definition;
+    ASSERT_FALSE(build_definition(row, definition).has_value());
+    definitions.push_back(definition);
+  }
+  load(definitions);
+  const LoginAttributes login{"app_199-worker", "role", "db", {}, {}};
+  EXPECT_EQ(ledger_.classify(login, false).budget, ledger_.find("tenant199"));
+  EXPECT_TRUE(agree(login));
+  const MatchIndex::Summary summary = ledger_.index_summary();
+  EXPECT_EQ(summary.name_shapes, 3);  // app_N-, app_NN-, app_NNN-
+  EXPECT_EQ(summary.unindexed, 0);
+}
+
+TEST_F(MatchIndexTest, TooManyShapesOrGroupsStillAgree) {
+  // More head shapes than are indexed, rules no key indexes, and a login of more groups
+  // than the candidate lists a login may visit.
+  std::vector<BudgetDefinition> definitions;
+  std::vector<std::string> texts;
+  texts.reserve(kMaxBudgets * 2);
+  for (int i = 0; i < 120; ++i) {
+    BudgetRow row;
+    texts.push_back("s" + std::to_string(i));
+    row.name = texts.back();
+    texts.push_back(std::string(static_cast<std::size_t>(i % 50), '_') + "z" + (i % 2 ? "%" : ""));
+    row.application_name = texts.back();
+    row.max_connections = 1;
+    if (i % 7 == 0) {
+      texts.push_back("+grp" + std::to_string(i));
+      row.role_name = texts.back();
+      row.application_name = std::nullopt;
+    }
+    BudgetDefinition definition;
+    ASSERT_FALSE(build_definition(row, definition).has_value());
+    definitions.push_back(definition);
+  }
+  load(definitions);
+  EXPECT_EQ(ledger_.index_summary().name_shapes, static_cast<std::int32_t>(MatchIndex::kMaxNameShapes));
+  std::vector<std::string> group_names;
+  for (int i = 0; i < 120; i += 7) group_names.push_back("grp" + std::to_string(i));
+  std::vector<std::string_view> many(group_names.begin(), group_names.end());
+  for (int length = 0; length < 52; ++length) {
+    const std::string app = std::string(static_cast<std::size_t>(length), 'q') + "z";
+    EXPECT_TRUE(agree(LoginAttributes{app, "r", "d", {}, {}}));
+    EXPECT_TRUE(agree(LoginAttributes{app + "tail", "r", "d", {}, many}));
+  }
+}
+
+TEST_F(MatchIndexTest, AReconfigurationStopsUsingTheOldIndexUntilTheNewOneIsPublished) {
+  BudgetRow row;
+  row.name = "a";
+  row.application_name = "alpha";
+  row.max_connections = 1;
+  BudgetDefinition alpha;
+  ASSERT_FALSE(build_definition(row, alpha).has_value());
+  load({alpha});
+  EXPECT_EQ(ledger_.index_summary().rules, 1);
+  row.name = "b";
+  row.application_name = "beta";
+  BudgetDefinition beta;
+  ASSERT_FALSE(build_definition(row, beta).has_value());
+  Wakeups wakeups(buffer_);
+  ledger_.reconfigure(std::vector{beta, alpha}, Policy{}, scratch_, ++now_, wakeups);  // no index built
+  EXPECT_EQ(ledger_.index_summary().rules, 0);
+  ledger_.publish_spare_index();  // the spare holds no index for these two rules: not published
+  EXPECT_EQ(ledger_.index_summary().rules, 0);
+  EXPECT_EQ(ledger_.classify(LoginAttributes{"beta", "r", "d", {}, {}}, false).budget, ledger_.find("b"));
+}
