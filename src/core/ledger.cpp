@@ -44,19 +44,21 @@ std::size_t Ledger::bytes_needed(std::int32_t max_budgets, std::int32_t max_sess
 Ledger::Ledger(void* block, std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
   auto* bytes = static_cast<unsigned char*>(block);
   header_ = reinterpret_cast<LedgerHeader*>(bytes);
-  // What every login reads first lies together: the header, the index headers, and the
-  // budget slots from default and exempt on. The index tables come last.
+  // What every login touches lies together, small arrays first: the header, the index
+  // headers, the match order, the session slots, then the budget slots from default and
+  // exempt on; the index tables come last. (A new backend pays a page fault for the first
+  // touch of each shared page, more for the first of each 2 MB stretch.)
   bytes += aligned(sizeof(LedgerHeader));
   for (void*& index : index_headers_) {
     index = bytes;
     bytes += MatchIndex::header_bytes();
   }
-  budgets_ = {reinterpret_cast<BudgetState*>(bytes), budget_slots(max_budgets)};
-  bytes += aligned(budgets_.size_bytes());
   match_order_ = {reinterpret_cast<std::int32_t*>(bytes), static_cast<std::size_t>(max_budgets)};
   bytes += aligned(match_order_.size_bytes());
   sessions_ = {reinterpret_cast<SessionState*>(bytes), static_cast<std::size_t>(max_sessions)};
   bytes += aligned(sessions_.size_bytes());
+  budgets_ = {reinterpret_cast<BudgetState*>(bytes), budget_slots(max_budgets)};
+  bytes += aligned(budgets_.size_bytes());
   for (void*& table : index_tables_) {
     table = bytes;
     bytes += MatchIndex::table_bytes(max_budgets);
@@ -83,12 +85,18 @@ MatchIndex Ledger::index_in(std::int32_t block) const noexcept {
   return MatchIndex(index_headers_[i], index_tables_[i], static_cast<std::int32_t>(match_order_.size()));
 }
 
-MatchIndex Ledger::spare_index() noexcept { return index_in(1 - header_->live_index); }
+Ledger::PreparedIndex Ledger::prepare_index(std::span<const BudgetDefinition> definitions,
+                                            std::span<MatchIndex::BuildEntry> scratch) noexcept {
+  const bool built = index_in(1 - header_->live_index).build(definitions, scratch);
+  return PreparedIndex{definitions.data(), definitions.size(), ++header_->index_builds, built};
+}
 
-void Ledger::publish_spare_index() noexcept {
-  const std::int32_t spare = 1 - header_->live_index;
-  if (index_in(spare).rules() != header_->configured_count) return;
-  header_->live_index = spare;
+void Ledger::publish_index(const PreparedIndex& prepared, std::span<const BudgetDefinition> definitions) noexcept {
+  if (!prepared.built || prepared.definitions != definitions.data() || prepared.count != definitions.size() ||
+      prepared.serial != header_->index_builds ||
+      prepared.count != static_cast<std::size_t>(header_->configured_count))
+    return;
+  header_->live_index = 1 - header_->live_index;
   header_->index_current = true;
 }
 

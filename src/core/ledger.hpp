@@ -169,6 +169,7 @@ struct LedgerHeader {
   bool uses_idle_reclaim = false;  // some budget (default included) has an idle_reclaim
   std::int32_t live_index = 0;  // which of the two match index blocks holds the last one published
   bool index_current = false;   // and whether it is the live configuration's (else: scan)
+  std::uint64_t index_builds = 0;  // builds of the spare block so far
 };
 
 struct Admission {
@@ -288,13 +289,23 @@ class Ledger {
   // The same by looking at every rule: what the index must always agree with.
   Classification classify_by_scan(const LoginAttributes& login, bool exempt) const noexcept;
 
-  // The match index block that is not live, for the one process that loads configurations
-  // to build() without the lock from the definitions it then passes to reconfigure().
-  MatchIndex spare_index() noexcept;
-  // Right after reconfigure() applied (or found unchanged) the definitions the spare
-  // index was built from, under the same exclusive lock: makes it the live one. Every
-  // reconfigure() that changes the configuration stops using the old one.
-  void publish_spare_index() noexcept;
+  // A match index built for one array of definitions (see prepare_index).
+  struct PreparedIndex {
+    const BudgetDefinition* definitions = nullptr;
+    std::size_t count = 0;
+    std::uint64_t serial = 0;  // which build of the spare block
+    bool built = false;
+  };
+  // Builds the match index of definitions into the block that is not live. Without the
+  // lock: only the one process that loads configurations calls it, and no login reads
+  // that block.
+  PreparedIndex prepare_index(std::span<const BudgetDefinition> definitions,
+                              std::span<MatchIndex::BuildEntry> scratch) noexcept;
+  // Right after reconfigure() applied (or found unchanged) `definitions`, under the same
+  // exclusive lock: makes the prepared index live, if it was built from that very array
+  // and the spare block has not been built again since. Every reconfigure() that changes
+  // the configuration stops using the old one (logins are then scanned).
+  void publish_index(const PreparedIndex& prepared, std::span<const BudgetDefinition> definitions) noexcept;
   // The live index's figures (all zero when there is none).
   MatchIndex::Summary index_summary() const noexcept;
 

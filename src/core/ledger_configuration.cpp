@@ -179,7 +179,7 @@ ReconfigureResult Ledger::reconfigure(std::span<const BudgetDefinition> definiti
   header_->uses_role_groups = uses_role_groups;
   if (changed) {
     ++header_->generation;
-    header_->index_current = false;  // built for other rules: scan until publish_spare_index()
+    header_->index_current = false;  // built for other rules: scan until publish_index()
   }
   result.status = changed ? Status::Applied : Status::Unchanged;
 

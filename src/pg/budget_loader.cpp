@@ -90,13 +90,13 @@ void publish(std::span<const BudgetDefinition> budgets) {
   const Policy policy = current_policy();
   // The match index, compiled before the lock into the block no login reads (this worker
   // is the only one that writes it), goes live with the budgets it was built from.
-  const bool indexed = ledger().spare_index().build(budgets, index_scratch);
+  const Ledger::PreparedIndex index = ledger().prepare_index(budgets, index_scratch);
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
   const ReconfigureResult result = ledger().reconfigure(budgets, policy, scratch, now, wakeups);
   const bool loaded = result.status == ReconfigureResult::Status::Applied ||
                       result.status == ReconfigureResult::Status::Unchanged;
-  if (loaded && indexed) ledger().publish_spare_index();
+  if (loaded) ledger().publish_index(index, budgets);
   const int previous_shortfall = state.reservation_shortfall;
   if (loaded) {
     state.budgets_loaded = static_cast<int>(budgets.size());

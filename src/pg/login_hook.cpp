@@ -65,7 +65,8 @@ Outcome admit(SharedState& state, Login& login) {
   const Policy policy = current_policy();
   const TimestampTz now = GetCurrentTimestamp();
   Wakeups wakeups(wakeup_buffer());
-  // Read without the lock, so the usual case takes it once; rechecked under it.
+  // Read without the lock, so the usual case takes it once; rechecked under it. (Counted in
+  // `admission`: only logins of servers with "+role" budgets look their groups up.)
   if (ledger().header().uses_role_groups) login.add_groups();
   for (;;) {
     // Classified under the shared lock, so that logins classify side by side; decided and

@@ -90,9 +90,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 0: {  // as the worker loads: the match index built first, published with them (or not)
         const std::vector<BudgetDefinition>& definitions = configurations()[arg % configurations().size()];
         std::vector<MatchIndex::BuildEntry> entries(definitions.size());
-        if (!ledger.spare_index().build(definitions, entries)) std::abort();
+        const Ledger::PreparedIndex index = ledger.prepare_index(definitions, entries);
+        if (!index.built) std::abort();
         const ReconfigureResult result = ledger.reconfigure(definitions, policy, scratch, now, wakeups);
-        if ((arg & 0x80) && result.status != ReconfigureResult::Status::DuplicateName) ledger.publish_spare_index();
+        if ((arg & 0x80) && result.status != ReconfigureResult::Status::DuplicateName) ledger.publish_index(index, definitions);
         check(ledger, "reconfigure");
         break;
       }

@@ -64,10 +64,10 @@ class LedgerTest : public ::testing::Test {
   ReconfigureResult configure(const std::vector<BudgetDefinition>& defs) {
     Wakeups wakeups(buffer_);
     std::vector<MatchIndex::BuildEntry> entries(defs.size());
-    ledger_.spare_index().build(defs, entries);
+    const Ledger::PreparedIndex index = ledger_.prepare_index(defs, entries);
     const ReconfigureResult result = ledger_.reconfigure(defs, policy_, scratch_, ++now_, wakeups);
     if (result.status == ReconfigureResult::Status::Applied || result.status == ReconfigureResult::Status::Unchanged)
-      ledger_.publish_spare_index();
+      ledger_.publish_index(index, defs);
     woken_.assign(wakeups.sessions().begin(), wakeups.sessions().end());
     check_invariants();
     return result;

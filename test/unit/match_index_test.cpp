@@ -28,12 +28,13 @@ class MatchIndexTest : public ::testing::Test {
 
   void load(const std::vector<BudgetDefinition>& definitions) {
     std::vector<MatchIndex::BuildEntry> entries(definitions.size());
-    ASSERT_TRUE(ledger_.spare_index().build(definitions, entries));
+    const Ledger::PreparedIndex index = ledger_.prepare_index(definitions, entries);
+    ASSERT_TRUE(index.built);
     Wakeups wakeups(buffer_);
     const ReconfigureResult result = ledger_.reconfigure(definitions, Policy{}, scratch_, ++now_, wakeups);
     ASSERT_NE(result.status, ReconfigureResult::Status::DuplicateName);
     ASSERT_NE(result.status, ReconfigureResult::Status::TooManyBudgets);
-    ledger_.publish_spare_index();
+    ledger_.publish_index(index, definitions);
     ASSERT_EQ(ledger_.index_summary().rules, static_cast<std::int32_t>(definitions.size()));
   }
 
@@ -179,23 +180,34 @@ TEST_F(MatchIndexTest, TooManyShapesOrGroupsStillAgree) {
   }
 }
 
-TEST_F(MatchIndexTest, AReconfigurationStopsUsingTheOldIndexUntilTheNewOneIsPublished) {
-  BudgetRow row;
-  row.name = "a";
-  row.application_name = "alpha";
-  row.max_connections = 1;
-  BudgetDefinition alpha;
-  ASSERT_FALSE(build_definition(row, alpha).has_value());
-  load({alpha});
-  EXPECT_EQ(ledger_.index_summary().rules, 1);
-  row.name = "b";
-  row.application_name = "beta";
-  BudgetDefinition beta;
-  ASSERT_FALSE(build_definition(row, beta).has_value());
+TEST_F(MatchIndexTest, OnlyAnIndexBuiltFromTheAppliedDefinitionsGoesLive) {
+  const auto named = [](std::string_view name) {
+    BudgetRow row;
+    row.name = name;
+    row.application_name = name;
+    row.max_connections = 1;
+    BudgetDefinition definition;
+    EXPECT_FALSE(build_definition(row, definition).has_value());
+    return definition;
+  };
+  load({named("alpha")});
+  const std::vector<BudgetDefinition> beta{named("beta")}, gamma{named("gamma")};
+  std::vector<MatchIndex::BuildEntry> entries(1);
+  const Ledger::PreparedIndex for_beta = ledger_.prepare_index(beta, entries);
   Wakeups wakeups(buffer_);
-  ledger_.reconfigure(std::vector{beta, alpha}, Policy{}, scratch_, ++now_, wakeups);  // no index built
+  // gamma applied with the index prepared for beta (same size): not published, logins scan.
+  ledger_.reconfigure(gamma, Policy{}, scratch_, ++now_, wakeups);
   EXPECT_EQ(ledger_.index_summary().rules, 0);
-  ledger_.publish_spare_index();  // the spare holds no index for these two rules: not published
+  ledger_.publish_index(for_beta, gamma);
   EXPECT_EQ(ledger_.index_summary().rules, 0);
-  EXPECT_EQ(ledger_.classify(LoginAttributes{"beta", "r", "d", {}, {}}, false).budget, ledger_.find("b"));
+  EXPECT_EQ(ledger_.classify(LoginAttributes{"gamma", "r", "d", {}, {}}, false).budget, ledger_.find("gamma"));
+  // Prepared for gamma, then the spare built again for beta: the first one is gone.
+  const Ledger::PreparedIndex for_gamma = ledger_.prepare_index(gamma, entries);
+  ledger_.prepare_index(beta, entries);
+  ledger_.publish_index(for_gamma, gamma);
+  EXPECT_EQ(ledger_.index_summary().rules, 0);
+  // Prepared for gamma and published with it: live.
+  ledger_.publish_index(ledger_.prepare_index(gamma, entries), gamma);
+  EXPECT_EQ(ledger_.index_summary().rules, 1);
+  EXPECT_TRUE(agree(LoginAttributes{"gamma", "r", "d", {}, {}}));
 }
