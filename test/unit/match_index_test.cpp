@@ -84,11 +84,17 @@ std::vector<BudgetDefinition> random_budgets(std::mt19937& rng, int count) {
     std::string pattern;
     if (rng() % 10 < 7) {
       pattern = rng() % 3 == 0 ? random_text(rng, "abx", 5) : random_text(rng, "abx_%\\", 6);
+      // Now and then a head around the 56 bytes the index files by shape.
+      if (rng() % 8 == 0) pattern = std::string(50 + rng() % 10, 'a') + random_text(rng, "a_%\\", 3);
       row.application_name = pattern;
     }
     if (rng() % 10 < 4) row.role_name = kRoles[rng() % std::size(kRoles)];
     if (rng() % 10 < 3) row.database_name = kDatabases[rng() % std::size(kDatabases)];
-    if (rng() % 10 < 2) row.client_addr = AddressRange{random_address(rng), static_cast<std::uint8_t>(8 * (rng() % 5))};
+    if (rng() % 10 < 2) {
+      const ClientAddress network = random_address(rng);
+      const unsigned bits = network.family == AddressFamily::IPv4 ? 33 : 129;
+      row.client_addr = AddressRange{network, static_cast<std::uint8_t>(rng() % bits)};
+    }
     BudgetDefinition definition;
     if (!build_definition(row, definition)) definitions.push_back(definition);
   }
@@ -99,7 +105,7 @@ LoginAttributes random_login(std::mt19937& rng, std::vector<std::string_view>& g
   static constexpr std::string_view kRoles[] = {"r1", "r2", "r3", "r4", "g1"};
   static constexpr std::string_view kDatabases[] = {"d1", "d2", "d3", "d4"};
   static constexpr std::string_view kGroups[] = {"r1", "g1", "g2", "g3"};
-  name = random_text(rng, "abx_%\\", 6);
+  name = rng() % 8 == 0 ? std::string(48 + rng() % 16, 'a') + random_text(rng, "ab_", 3) : random_text(rng, "abx_%\\", 6);
   if (rng() % 20 == 0) name += "\xc3\xa9";  // not ASCII: the index does not answer, the scan does
   groups.clear();
   for (const std::string_view group : kGroups)
