@@ -49,6 +49,9 @@ struct Policy {
   std::int32_t waiting_room = 0;
   OnMismatch on_mismatch = OnMismatch::FallThrough;
 
+  // True if a login that claims another role's application_name is refused in the name
+  // of the budget it claimed (with enforcement off it is admitted like any other).
+  bool refuses_mismatches() const noexcept { return on_mismatch == OnMismatch::Refuse && enforcement_enabled; }
   std::int32_t max_queue_of(const BudgetLimits& limits) const noexcept {
     return limits.max_queue == BudgetLimits::kFromSetting ? max_queue : limits.max_queue;
   }

@@ -184,7 +184,7 @@ Admission Ledger::admit(std::int32_t session, const Classification& classificati
   if (mismatched != kNoBudget) {
     ++budgets_[mismatched].counters.mismatched;
     mismatch_log = budgets_[mismatched].log.note(now_us);
-    if (policy.on_mismatch == OnMismatch::Refuse && policy.enforcement_enabled) {
+    if (policy.refuses_mismatches()) {
       Admission refused = evaluate(mismatched, policy, free);
       refused.verdict = refused.enforced = Verdict::RefuseMismatch;
       refused.mismatched = mismatched;

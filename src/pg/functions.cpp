@@ -59,13 +59,12 @@ Assessment assess(FunctionCallInfo fcinfo) {
   Assessment assessment;
   LWLockAcquire(state.lock, LW_SHARED);
   const Classification classification = ledger().classify(login.attributes, login.exempt);
-  const std::int32_t budget = classification.mismatched != kNoBudget && policy.on_mismatch == OnMismatch::Refuse
-                                  ? classification.mismatched
-                                  : classification.budget;
+  // As Ledger::admit decides it: a refused claim in the name of the budget it claimed.
+  const bool refused_claim = classification.mismatched != kNoBudget && policy.refuses_mismatches();
+  const std::int32_t budget = refused_claim ? classification.mismatched : classification.budget;
   assessment.budget = ledger().budgets()[budget].definition.name;
   assessment.admission = ledger().evaluate(budget, policy, free);
-  if (budget == classification.mismatched && policy.enforcement_enabled)
-    assessment.admission.verdict = Verdict::RefuseMismatch;
+  if (refused_claim) assessment.admission.verdict = Verdict::RefuseMismatch;
   assessment.admission.mismatched = classification.mismatched;
   const Verdict verdict = assessment.admission.verdict;
   if (verdict == Verdict::RefuseReserved || verdict == Verdict::RefuseServerFull)

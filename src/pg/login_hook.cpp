@@ -28,6 +28,7 @@ extern "C" {
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "pg/login_attributes.hpp"
 #include "pg/login_checks.hpp"
@@ -71,10 +72,15 @@ Outcome admit(SharedState& state, Login& login) {
   for (;;) {
     // Classified under the shared lock, so that logins classify side by side; decided and
     // booked under the exclusive one, classified again only if the budgets changed between.
-    LWLockAcquire(state.lock, LW_SHARED);
-    const std::uint64_t generation = ledger().header().generation;
-    Classification classification = ledger().classify(login.attributes, login.exempt);
-    LWLockRelease(state.lock);
+    // (An exempt login needs no rule: it is classified under the exclusive lock at once.)
+    Classification classification;
+    std::optional<std::uint64_t> classified_at;  // the generation it was classified against
+    if (!login.exempt) {
+      LWLockAcquire(state.lock, LW_SHARED);
+      classified_at = ledger().header().generation;
+      classification = ledger().classify(login.attributes, login.exempt);
+      LWLockRelease(state.lock);
+    }
     LWLockAcquire(state.lock, LW_EXCLUSIVE);
     Ledger& books = ledger();
     if (books.header().uses_role_groups && !login.has_groups) {
@@ -82,7 +88,7 @@ Outcome admit(SharedState& state, Login& login) {
       login.add_groups();
       continue;
     }
-    if (books.header().generation != generation) classification = books.classify(login.attributes, login.exempt);
+    if (classified_at != books.header().generation) classification = books.classify(login.attributes, login.exempt);
     Outcome outcome;
     const ServerBackends free(login.kept_free, 0);
     outcome.admission = books.admit(my_session_slot(), classification, login.attributes, MyProcPid, policy, free, now,

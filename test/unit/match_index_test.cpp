@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "core/ledger.hpp"
+#include "ledger_fixture.hpp"
 
 using namespace connbudget;
+using connbudget::testing_support::budget;
 
 namespace {
 
@@ -129,20 +131,10 @@ TEST_F(MatchIndexTest, AgreesWithTheScanOnRandomBudgetsAndLogins) {
   EXPECT_EQ(cases, 12000);
 }
 
-TEST_F(MatchIndexTest, FindsTheLastOfThousandsOfPatternsAndLooksAtFewCandidates) {
+TEST_F(MatchIndexTest, FindsTheLastOfManyPatternsThroughFewShapes) {
   std::vector<BudgetDefinition> definitions;
-  std::vector<std::string> patterns;
-  for (int i = 0; i < kMaxBudgets; ++i) patterns.push_back("app_" + std::to_string(i) + "-%");
-  for (int i = 0; i < kMaxBudgets; ++i) {
-    BudgetRow row;
-    const std::string name = "tenant" + std::to_string(i);
-    row.name = name;
-    row.application_name = patterns[i];
-    row.max_connections = 1;
-    BudgetDefinition definition;
-    ASSERT_FALSE(build_definition(row, definition).has_value());
-    definitions.push_back(definition);
-  }
+  for (int i = 0; i < kMaxBudgets; ++i)
+    definitions.push_back(budget("tenant" + std::to_string(i), "app_" + std::to_string(i) + "-%", 1));
   load(definitions);
   const LoginAttributes login{"app_199-worker", "role", "db", {}, {}};
   EXPECT_EQ(ledger_.classify(login, false).budget, ledger_.find("tenant199"));
@@ -187,17 +179,8 @@ TEST_F(MatchIndexTest, TooManyShapesOrGroupsStillAgree) {
 }
 
 TEST_F(MatchIndexTest, OnlyAnIndexBuiltFromTheAppliedDefinitionsGoesLive) {
-  const auto named = [](std::string_view name) {
-    BudgetRow row;
-    row.name = name;
-    row.application_name = name;
-    row.max_connections = 1;
-    BudgetDefinition definition;
-    EXPECT_FALSE(build_definition(row, definition).has_value());
-    return definition;
-  };
-  load({named("alpha")});
-  const std::vector<BudgetDefinition> beta{named("beta")}, gamma{named("gamma")};
+  load({budget("alpha", "alpha", 1)});
+  const std::vector<BudgetDefinition> beta{budget("beta", "beta", 1)}, gamma{budget("gamma", "gamma", 1)};
   std::vector<MatchIndex::BuildEntry> entries(1);
   const Ledger::PreparedIndex for_beta = ledger_.prepare_index(beta, entries);
   Wakeups wakeups(buffer_);
