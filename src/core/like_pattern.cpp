@@ -44,8 +44,11 @@ bool like_match(std::string_view text, std::string_view pattern) noexcept {
       }
       std::size_t lp = p + (c == '\\' ? 1 : 0);
       if (lp < pattern.size()) {
+        // A literal matches a whole character of the text, never the first bytes of a longer
+        // one: so t stays on the text's character boundaries, which every '%' steps along.
         const std::size_t n = char_length(pattern, lp);
-        if (n <= text.size() - t && std::memcmp(text.data() + t, pattern.data() + lp, n) == 0) {
+        if (n <= text.size() - t && char_length(text, t) == n &&
+            std::memcmp(text.data() + t, pattern.data() + lp, n) == 0) {
           t += n;
           p = lp + n;
           continue;

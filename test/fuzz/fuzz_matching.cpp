@@ -53,7 +53,9 @@ struct Reference {
     } else {
       const std::size_t lp = pattern[p] == '\\' ? p + 1 : p;
       const std::size_t n = char_length(pattern, lp);
-      result = text.size() - t >= n && text.compare(t, n, pattern.substr(lp, n)) == 0 && match(t + n, lp + n);
+      // Characters are equal, not byte prefixes: the text's character there has the same bytes.
+      result = t < text.size() && char_length(text, t) == n && text.compare(t, n, pattern.substr(lp, n)) == 0 &&
+               match(t + n, lp + n);
     }
     known = result;
     return result;

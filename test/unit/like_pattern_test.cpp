@@ -59,6 +59,17 @@ TEST(LikePattern, MalformedLeadByteIsOneCharacter) {
   EXPECT_FALSE(like_match("\xdc", "__"));
 }
 
+TEST(LikePattern, ALiteralMatchesAWholeCharacterNeverPartOfOne) {
+  // The text's first character is the 4-byte sequence ff 9c 9c 9c; the pattern's \xff is a
+  // character of its own (no continuation bytes follow it there). Found by fuzz_matching:
+  // matching inside a character put '%' off the text's character boundaries.
+  EXPECT_FALSE(like_match("\xff\x9c\x9c\x9c", "\xff%"));
+  EXPECT_TRUE(like_match("\xff\x9c\x9c\x9c", "\xff\x9c\x9c\x9c%"));
+  EXPECT_TRUE(like_match("\xff\x9c\x9c\x9c", "_"));
+  EXPECT_TRUE(like_match("a\xc3\xa9" "b", "a%b"));
+  EXPECT_FALSE(like_match("\xc3\xa9", "\xc3%"));
+}
+
 TEST(LikePattern, MinLengthCountsLiteralsAndUnderscoresNotPercents) {
   EXPECT_EQ(connbudget::like_min_length(""), 0u);
   EXPECT_EQ(connbudget::like_min_length("%"), 0u);
