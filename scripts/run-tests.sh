@@ -66,8 +66,15 @@ echo "== TAP tests"
 "${in_tree[@]}" installcheck REGRESS= PROVE_FLAGS=--timer 2>&1 | tee -a "$logs/installcheck.log" || status=1
 if [ "$status" != 0 ]; then
   [ -f "$work/regression.diffs" ] && cat "$work/regression.diffs"
+  # The logs of the TAP files that failed (a "not ok", or no plan reached); all if none tells.
+  failed_logs=()
   for log in "$work"/tmp_check/log/regress_log_*; do
-    [ -f "$log" ] && { echo "== tail of $log"; tail -n 40 "$log"; }
+    [ -f "$log" ] || continue
+    if grep -qE '(^|\) )not ok' "$log" || ! grep -qE '(^|\) )1\.\.[0-9]+' "$log"; then failed_logs+=("$log"); fi
+  done
+  [ ${#failed_logs[@]} -gt 0 ] || failed_logs=("$work"/tmp_check/log/regress_log_*)
+  for log in "${failed_logs[@]}"; do
+    [ -f "$log" ] && { echo "== tail of $log"; tail -n 80 "$log"; }
   done
 fi
 

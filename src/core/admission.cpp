@@ -21,7 +21,11 @@ Verdict decide(const BudgetLimits& limits, const Pressure& pressure, const Polic
   const bool own_room = pressure.waiting == 0 && has_room(limits, pressure.active);
   if (own_room && pressure.session_room && pressure.backend_room) return Verdict::Admit;
   if (!enforced) return Verdict::AdmitOverLimit;
-  if (!own_room && limits.on_full == OnFull::Reject) return Verdict::Refuse;
+  if (!own_room && limits.on_full == OnFull::Reject) {
+    const bool grace = policy.reject_grace_ms > 0 && pressure.backend_room &&
+                       pressure.waiting < policy.max_queue_of(limits);
+    return grace ? Verdict::Queue : Verdict::Refuse;
+  }
   // With its own room, a login lacks only server room: a backend (if it has session room)
   // or a session (and a rejecting budget does not wait for one).
   if (own_room && (limits.on_full == OnFull::Reject || pressure.session_room))

@@ -48,6 +48,11 @@ struct Policy {
   // their budgets' reservations never take them (connbudget.waiting_room).
   std::int32_t waiting_room = 0;
   OnMismatch on_mismatch = OnMismatch::FallThrough;
+  // How long a login of a full budget that refuses waits for a slot before it is refused
+  // (connbudget.reject_grace; 0: refused at once). A pool that closes a connection and
+  // logs in again at once finds its old session still counted until that backend has
+  // exited; the grace lets the new login take its slot.
+  std::int32_t reject_grace_ms = 0;
 
   // True if a login that claims another role's application_name is refused in the name
   // of the budget it claimed (with enforcement off it is admitted like any other).
@@ -55,7 +60,10 @@ struct Policy {
   std::int32_t max_queue_of(const BudgetLimits& limits) const noexcept {
     return limits.max_queue == BudgetLimits::kFromSetting ? max_queue : limits.max_queue;
   }
+  // How long a queued login of a budget with these limits waits at most (for a budget
+  // that refuses: the grace).
   std::int32_t queue_timeout_of(const BudgetLimits& limits) const noexcept {
+    if (limits.on_full == OnFull::Reject) return reject_grace_ms;
     return limits.queue_timeout_ms == BudgetLimits::kFromSetting ? queue_timeout_ms
                                                                  : limits.queue_timeout_ms;
   }
@@ -84,7 +92,9 @@ struct Pressure {
 bool has_room(const BudgetLimits& limits, std::int32_t active) noexcept;
 
 // A newcomer never overtakes a waiter: with logins waiting, it queues (or is refused)
-// even if a slot is free at this instant. A waiting login holds a backend too, so it may
+// even if a slot is free at this instant. A full budget that refuses queues its login
+// for the grace (Policy::reject_grace_ms), where the server has a backend for it and
+// max_queue allows. A waiting login holds a backend too, so it may
 // queue only where the server has a backend for it; with no room for one more session,
 // a queueing budget's login waits for shared capacity.
 Verdict decide(const BudgetLimits& limits, const Pressure& pressure, const Policy& policy) noexcept;

@@ -226,8 +226,9 @@ Admission Ledger::admit(std::int32_t session, const Classification& classificati
   if (admission.verdict == Verdict::Queue) {
     slot.phase = SessionPhase::Waiting;
     slot.ticket = header_->next_ticket++;
+    slot.grace = limits_of(budget).on_full == OnFull::Reject;
     enqueue(session);
-    ++state.counters.queued;
+    if (!slot.grace) ++state.counters.queued;
     return admission;
   }
   slot.phase = SessionPhase::Active;
@@ -313,10 +314,12 @@ void Ledger::grant_waiters(std::int64_t now_us, Wakeups& wakeups) noexcept {
     slot.since_us = now_us;
     occupy(chosen, 1, 0);
     ++state.counters.admitted;
-    ++state.counters.waits;
-    state.counters.wait_total_us += slot.waited_us;
-    state.counters.wait_max_us = std::max(state.counters.wait_max_us, slot.waited_us);
-    ++state.counters.wait_histogram[wait_bucket(slot.waited_us)];
+    if (!slot.grace) {
+      ++state.counters.waits;
+      state.counters.wait_total_us += slot.waited_us;
+      state.counters.wait_max_us = std::max(state.counters.wait_max_us, slot.waited_us);
+      ++state.counters.wait_histogram[wait_bucket(slot.waited_us)];
+    }
     record_peak(state, now_us);
     wakeups.add(waiter);
   }
@@ -334,7 +337,7 @@ void Ledger::release(std::int32_t session, std::int64_t now_us, Wakeups& wakeups
   }
   if (slot.phase == SessionPhase::Waiting) {
     unlink(session);
-    ++budgets_[budget].counters.abandoned;
+    count_departure(budgets_[budget].counters, slot.grace, Departure::Abandoned, now_us);
   } else {
     occupy(budget, -1, 0);
     if (slot.reclaimed && slot.reclaimed_for != kNoBudget) --budgets_[slot.reclaimed_for].reclaiming;
@@ -351,13 +354,19 @@ Departed Ledger::leave_queue(std::int32_t session, Departure why, std::int64_t n
   if (slot.phase == SessionPhase::Active) return {Departed::Outcome::Granted, budget, {}};
   if (slot.phase != SessionPhase::Waiting) return {Departed::Outcome::Displaced, budget, {}};
   unlink(session);
-  count_departure(budgets_[budget].counters, why, now_us);
+  count_departure(budgets_[budget].counters, slot.grace, why, now_us);
+  const bool refused = slot.grace && why == Departure::TimedOut;
   slot = SessionState();
   grant_waiters(now_us, wakeups);
-  return {Departed::Outcome::Left, budget, budgets_[budget].log.note(now_us)};
+  return {Departed::Outcome::Left, budget, budgets_[budget].log.note(now_us), refused};
 }
 
-void Ledger::count_departure(BudgetCounters& counters, Departure why, std::int64_t now_us) noexcept {
+void Ledger::count_departure(BudgetCounters& counters, bool grace, Departure why, std::int64_t now_us) noexcept {
+  if (grace) {  // never queued: refused as the budget was full, however it left
+    ++counters.rejected_full;
+    counters.last_refusal_us = now_us;
+    return;
+  }
   switch (why) {
     case Departure::TimedOut:
       ++counters.timed_out;
@@ -378,10 +387,12 @@ Departed Ledger::forgo_grant(std::int32_t session, Departure why, std::int64_t n
   // Undo what the grant counted (the longest wait stays: it did wait that long).
   BudgetCounters& counters = budgets_[budget].counters;
   --counters.admitted;
-  --counters.waits;
-  counters.wait_total_us -= slot.waited_us;
-  --counters.wait_histogram[wait_bucket(slot.waited_us)];
-  count_departure(counters, why, now_us);
+  if (!slot.grace) {
+    --counters.waits;
+    counters.wait_total_us -= slot.waited_us;
+    --counters.wait_histogram[wait_bucket(slot.waited_us)];
+  }
+  count_departure(counters, slot.grace, why, now_us);
   release(session, now_us, wakeups);
   return {Departed::Outcome::Left, budget, budgets_[budget].log.note(now_us)};
 }

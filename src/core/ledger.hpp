@@ -128,6 +128,10 @@ struct SessionState {
   std::int64_t waited_us = 0;    // active: how long it waited before its slot was granted
   std::int64_t granted_us = 0;   // active after waiting: when the slot was handed to it
   std::uint64_t ticket = 0;      // waiting: arrival order across all budgets
+  // Waiting (or active after it): a login of a full budget that refuses, in its grace
+  // (Policy::reject_grace_ms). Never counted as queued: it is admitted, or refused as the
+  // budget is full (rejected_full) however it leaves; if the grace runs out it is told so.
+  bool grace = false;
   std::int32_t next = kNoSession;  // waiting: the next (younger) waiter of the budget
   std::int32_t prev = kNoSession;
   std::int32_t displaced_by = kNoBudget;  // displaced: the budget it gave its place to, if any
@@ -189,7 +193,7 @@ struct Admission {
   std::int32_t server_waiting = 0;    // the waiting logins
   std::int32_t server_displaced = 0;  // and the displaced ones still leaving it counted
   std::int32_t displaced = kNoSession;   // a lower-priority waiter that gave its place
-  Verdict enforced = Verdict::Admit;     // what enforcement would do (differs in monitor mode)
+  Verdict enforced = Verdict::Admit;     // what enforcement would do (differs in monitor mode), grace aside
   bool paused = false;                   // the budget is paused
   LogLimiter::Decision log;  // refused, or admitted over its limit in monitor mode: log it?
   // The budget whose application_name the login claimed with another role (kNoBudget if
@@ -222,6 +226,7 @@ struct Departed {
   Outcome outcome = Outcome::Left;
   std::int32_t budget = kNoBudget;  // the budget it waited for at the end (reloads move waiters)
   LogLimiter::Decision log;         // with Left: whether to log it
+  bool refused = false;             // with Left: its grace ran out; it is told the budget is full
 };
 
 // Why a budget's oldest waiter is still waiting.
@@ -442,8 +447,8 @@ class Ledger {
   std::int32_t youngest_waiter_below(std::int32_t priority) const noexcept;
   // Takes a waiter out of its queue: it gave its place (to `by`, or to reservations).
   void displace(std::int32_t waiter, std::int32_t by, std::int64_t now_us) noexcept;
-  // Counts a waiting login leaving for `why`.
-  static void count_departure(BudgetCounters& counters, Departure why, std::int64_t now_us) noexcept;
+  // Counts a waiting login leaving for `why`; one in its grace, as refused for a full budget.
+  static void count_departure(BudgetCounters& counters, bool grace, Departure why, std::int64_t now_us) noexcept;
   // Counts a login turned away for `verdict` (or a displaced waiter); the log decision.
   LogLimiter::Decision count_refusal(std::int32_t budget, Verdict verdict, std::int64_t now_us) noexcept;
   // Applies the policy's settings to the ledger (entitlements follow a changed capacity,

@@ -111,6 +111,7 @@ Admission Ledger::evaluate(std::int32_t budget, const Policy& policy, const Free
   a.paused = state.paused;
   Policy enforcing = policy;
   enforcing.enforcement_enabled = true;
+  enforcing.reject_grace_ms = 0;  // monitor mode counts a login a full budget would refuse as refused
   BudgetLimits enforced_limits = limits;
   enforced_limits.mode = Mode::Enforce;
   a.enforced = decide(enforced_limits, pressure, enforcing);

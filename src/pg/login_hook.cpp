@@ -145,7 +145,7 @@ SessionPhase waiting_phase(SharedState& state, int session, FixedString<kNameMax
 // Leaves the queue, unless its slot was granted or its place given away first (the caller
 // sees which on its next look). Refreshes what the messages say: a reload may have moved
 // the waiter to another budget.
-Departed::Outcome leave_queue(SharedState& state, int session, Departure why, Outcome* queued) {
+Departed leave_queue(SharedState& state, int session, Departure why, Outcome* queued) {
   Wakeups wakeups(wakeup_buffer());
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(state.lock, LW_EXCLUSIVE);
@@ -166,7 +166,7 @@ Departed::Outcome leave_queue(SharedState& state, int session, Departure why, Ou
   }
   LWLockRelease(state.lock);
   wake_sessions(wakeups);
-  return departed.outcome;
+  return departed;
 }
 
 // Why PostgreSQL would interrupt this waiting login now: pg_terminate_backend() or a
@@ -179,7 +179,8 @@ std::optional<Departure> interruption() {
 }
 
 // Waits in the budget's queue until the slot is handed over (returns), or the timeout
-// passes, the client goes away or the backend is terminated or canceled (FATAL). Postmaster death
+// passes (for a budget that refuses, the grace: then refused as full), the client goes
+// away or the backend is terminated or canceled (FATAL). Postmaster death
 // ends the process; the release callback then takes the login out of the queue.
 void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& login) {
   const int session = my_session_slot();
@@ -211,10 +212,14 @@ void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& l
     const TimestampTz now = GetCurrentTimestamp();
     if (departure || now >= deadline) {
       if (!departure) departure = Departure::TimedOut;
-      const Departed::Outcome left = leave_queue(state, session, *departure, &queued);
-      if (left == Departed::Outcome::Granted) break;
-      if (left == Departed::Outcome::Displaced) continue;  // reported at the top
+      const Departed left = leave_queue(state, session, *departure, &queued);
+      if (left.outcome == Departed::Outcome::Granted) break;
+      if (left.outcome == Departed::Outcome::Displaced) continue;  // reported at the top
       FreeWaitEventSet(events);
+      if (left.refused) {  // a full budget that refuses: no session left it within the grace
+        queued.admission.verdict = Verdict::Refuse;
+        report(queued, login);
+      }
       report_departure(queued, login, *departure, TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()),
                        capped);
     }
@@ -253,6 +258,7 @@ void on_client_authentication(Port* port, int status) {
   }
   Outcome outcome = admit(*state, login);
   state->admission_cost.record(nanoseconds_since(admitting));
+  report_mismatch(outcome, login.attributes);
   const Verdict verdict = outcome.admission.verdict;
   if (verdict == Verdict::Queue)
     wait_for_slot(*state, outcome, login.attributes);  // returns once admitted

@@ -164,7 +164,6 @@ void report_mismatch(const Outcome& outcome, const LoginAttributes& login) {
 
 void report(const Outcome& outcome, const LoginAttributes& login) {
   const Admission& a = outcome.admission;
-  report_mismatch(outcome, login);
   const bool monitored = a.verdict == Verdict::AdmitOverLimit && outcome.mode == Mode::Monitor;
   if (!refuses(a.verdict) && !monitored) return;
   if (monitored && !a.log.log) {  // a LOG line held back: nothing to format

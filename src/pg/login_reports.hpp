@@ -28,6 +28,10 @@ struct Outcome {
 // Installs the emit_log_hook that keeps held-back lines out of the server log.
 void install_log_limiter();
 
+// The LOG line of a login that claimed another role's application_name and was matched
+// against the rows after it (rate-limited); nothing for any other login.
+void report_mismatch(const Outcome& outcome, const LoginAttributes& login);
+
 // FATAL for a refused login, or the LOG line of monitor mode's would-be verdict (which
 // returns); returns at once for a login admitted within its budget.
 void report(const Outcome& outcome, const LoginAttributes& login);

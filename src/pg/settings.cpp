@@ -28,6 +28,7 @@ int sample_interval_ms = 10000;
 int history_size = 10000;
 int idle_reclaim_ms = BudgetLimits::kNeverReclaim;
 int on_mismatch = static_cast<int>(OnMismatch::FallThrough);
+int reject_grace_ms = 100;
 
 namespace {
 
@@ -103,6 +104,12 @@ void define_settings() {
                            "refuse: it is refused. Either way it is counted (mismatched) and logged.",
                            &on_mismatch, static_cast<int>(OnMismatch::FallThrough), on_mismatch_options,
                            PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("connbudget.reject_grace",
+                          "How long a login of a full budget that refuses waits for a slot before it is refused.",
+                          "A pool that closes a connection and logs in again at once finds its old session "
+                          "still counted until that backend has exited; within the grace the new login takes "
+                          "its slot. 0: refused at once.",
+                          &reject_grace_ms, 100, 0, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("connbudget");
 }
 
@@ -117,6 +124,7 @@ Policy current_policy() {
   policy.capacity = connection_capacity();
   policy.waiting_room = std::min(waiting_room, policy.capacity);  // more could only overflow the sums
   policy.on_mismatch = static_cast<OnMismatch>(on_mismatch);
+  policy.reject_grace_ms = reject_grace_ms;
   return policy;
 }
 

@@ -18,6 +18,7 @@ extern int sample_interval_ms;
 extern int history_size;
 extern int idle_reclaim_ms;
 extern int on_mismatch;  // an OnMismatch value
+extern int reject_grace_ms;
 
 // Defines every setting and reserves the "connbudget." prefix; from _PG_init.
 void define_settings();

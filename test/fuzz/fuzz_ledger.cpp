@@ -123,6 +123,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 6:
         policy.capacity = 3 + arg % 10;
         policy.waiting_room = (arg >> 4) % 4;
+        policy.reject_grace_ms = (arg & 0x08) ? 100 : 0;  // full budgets that refuse queue for the grace
         server.starting_or_ending = (arg >> 6) % 3;
         break;
       case 7: {

@@ -46,7 +46,8 @@ note $stdout;
 my $result = eval { decode_json(slurp_file($json)) } // { apps => {} };
 my $api = $result->{apps}{api} // {};
 
-is($api->{error_count}, 0, "the API's requests never failed ($api->{done} requests)");
+is($api->{error_count}, 0, "the API's requests never failed ($api->{done} requests)")
+  or diag explain $api->{errors};
 cmp_ok($api->{done}, '>', 100, 'and it served requests all along');
 for my $kind (qw(extraction semantic event))
 {

@@ -49,6 +49,68 @@ TEST_F(LedgerTest, FullBudgetRefusesAndCountsTheRefusal) {
   EXPECT_EQ(counters("api").peak, 3);
 }
 
+// A pool that closes a connection and logs in again at once: the old session is still
+// counted until its backend exits. With a grace, the new login waits for that slot.
+TEST_F(LedgerTest, FullBudgetThatRefusesGivesALeavingSessionTheGrace) {
+  policy_.reject_grace_ms = 100;
+  configure({budget("api", "backend", 2)});
+  login_as(0, "backend");
+  login_as(1, "backend");
+  const Admission waits = login_as(2, "backend");
+  EXPECT_EQ(waits.verdict, Verdict::Queue);
+  EXPECT_EQ(waits.queue_timeout_ms, 100);
+  EXPECT_EQ(waits.enforced, Verdict::Refuse);  // what it comes to if no session leaves
+  EXPECT_EQ(login_as(3, "backend").verdict, Verdict::Queue);  // behind the first, never before it
+  EXPECT_EQ(release(0), Woken{2});  // the old session exits: its slot goes to the oldest
+  EXPECT_EQ(phase(2), SessionPhase::Active);
+  EXPECT_EQ(counters("api").admitted, 3);
+  EXPECT_EQ(counters("api").queued, 0);  // the grace is no queue: admitted, or refused as full
+  EXPECT_EQ(counters("api").waits, 0);
+
+  // The grace runs out with no session gone: refused because the budget is full.
+  const Departed refused = leave(3, Departure::TimedOut);
+  EXPECT_EQ(refused.outcome, Departed::Outcome::Left);
+  EXPECT_TRUE(refused.refused);
+  EXPECT_EQ(counters("api").rejected_full, 1);
+  EXPECT_EQ(counters("api").timed_out, 0);
+  EXPECT_GT(counters("api").last_refusal_us, 0);
+  EXPECT_EQ(ledger_.budgets()[ledger_.find("api")].waiting, 0);
+
+  // However else it leaves during the grace (client gone, terminated, its backend gone),
+  // it was a login the full budget turned away.
+  login_as(4, "backend");
+  EXPECT_FALSE(leave(4, Departure::Abandoned).refused);
+  login_as(5, "backend");
+  release(5);
+  EXPECT_EQ(counters("api").rejected_full, 3);
+  EXPECT_EQ(counters("api").abandoned, 0);
+  EXPECT_EQ(counters("api").queued, 0);
+}
+
+TEST_F(LedgerTest, TheGraceNeedsABackendAndRoomInTheQueue) {
+  policy_.reject_grace_ms = 100;
+  policy_.max_queue = 1;
+  configure({budget("api", "backend", 1)});
+  login_as(0, "backend");
+  EXPECT_EQ(login_as(1, "backend").verdict, Verdict::Queue);
+  EXPECT_EQ(login_as(2, "backend").verdict, Verdict::Refuse);  // max_queue logins in their grace already
+  policy_.reject_grace_ms = 0;
+  leave(1, Departure::Abandoned);
+  EXPECT_EQ(login_as(1, "backend").verdict, Verdict::Refuse);  // no grace: refused at once
+}
+
+TEST_F(LedgerTest, MonitorModeCountsALoginInTheGraceAsRefused) {
+  policy_.reject_grace_ms = 100;
+  BudgetDefinition monitored = budget("m", "mon", 1);
+  monitored.limits.mode = Mode::Monitor;
+  configure({monitored});
+  login_as(0, "mon");
+  const Admission over = login_as(1, "mon");
+  EXPECT_EQ(over.verdict, Verdict::AdmitOverLimit);
+  EXPECT_EQ(over.enforced, Verdict::Refuse);
+  EXPECT_EQ(counters("m").would_reject, 1);
+}
+
 TEST_F(LedgerTest, ReleaseIsIdempotentAndRebookingNeverDoubleCounts) {
   configure({budget("api", "backend", 3)});
   login_as(0, "backend");
