@@ -35,7 +35,7 @@ std::size_t wait_bucket(std::int64_t waited_us) noexcept {
 }
 
 std::size_t Ledger::bytes_needed(std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
-  return aligned(sizeof(LedgerHeader)) + 2 * MatchIndex::header_bytes() + 2 * MatchIndex::table_bytes(max_budgets) +
+  return aligned(sizeof(LedgerHeader)) + 2 * MatchIndex::header_bytes(max_budgets) + 2 * MatchIndex::table_bytes(max_budgets) +
          aligned(budget_slots(max_budgets) * sizeof(BudgetState)) +
          aligned(static_cast<std::size_t>(max_budgets) * sizeof(std::int32_t)) +
          aligned(static_cast<std::size_t>(max_sessions) * sizeof(SessionState));
@@ -44,21 +44,23 @@ std::size_t Ledger::bytes_needed(std::int32_t max_budgets, std::int32_t max_sess
 Ledger::Ledger(void* block, std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
   auto* bytes = static_cast<unsigned char*>(block);
   header_ = reinterpret_cast<LedgerHeader*>(bytes);
-  // What every login touches lies together, small arrays first: the header, the index
-  // headers, the match order, the session slots, then the budget slots from default and
-  // exempt on; the index tables come last. (A new backend pays a page fault for the first
-  // touch of each shared page, more for the first of each 2 MB stretch.)
+  // What every login touches lies together: the header, the index headers, the session
+  // slots, then the budget slots from default and exempt on; the match order and the
+  // index tables come last. A new backend pays a page fault for the first touch of each
+  // shared page, and a read fault maps the pages around it (64 KB, Linux's fault-around):
+  // a login touches these first 64 KB, its budget's slot, one stretch of the match
+  // order and, for each key of the index filter that passes, one of the table.
   bytes += aligned(sizeof(LedgerHeader));
   for (void*& index : index_headers_) {
     index = bytes;
-    bytes += MatchIndex::header_bytes();
+    bytes += MatchIndex::header_bytes(max_budgets);
   }
-  match_order_ = {reinterpret_cast<std::int32_t*>(bytes), static_cast<std::size_t>(max_budgets)};
-  bytes += aligned(match_order_.size_bytes());
   sessions_ = {reinterpret_cast<SessionState*>(bytes), static_cast<std::size_t>(max_sessions)};
   bytes += aligned(sessions_.size_bytes());
   budgets_ = {reinterpret_cast<BudgetState*>(bytes), budget_slots(max_budgets)};
   bytes += aligned(budgets_.size_bytes());
+  match_order_ = {reinterpret_cast<std::int32_t*>(bytes), static_cast<std::size_t>(max_budgets)};
+  bytes += aligned(match_order_.size_bytes());
   for (void*& table : index_tables_) {
     table = bytes;
     bytes += MatchIndex::table_bytes(max_budgets);

@@ -11,7 +11,10 @@
 // candidates of every login. A login looks up one key per shape present, its role and
 // groups, its database and one key per address shape, and visits the rules found in
 // match order. Keys are 64-bit hashes: a collision only adds candidates, which are then
-// checked in full, so the index is exact. It answers only for a login whose
+// checked in full, so the index is exact. A bit filter of the keys in the header answers
+// most lookups of absent keys without touching the table, and a key with one rule keeps
+// its rank in its bucket: a new backend pays a page fault for each shared page it first
+// touches, so a login's lookups should touch few. It answers only for a login whose
 // application_name is ASCII (as every name a real login carries is: PostgreSQL cleans
 // them), where '_' is one byte; for any other, classification scans.
 #pragma once
@@ -67,9 +70,9 @@ class MatchIndex {
     bool usable_ = true;
   };
 
-  // An index is two blocks: a small header (its shapes: every login reads it, so the
-  // ledger keeps it beside its own header) and the table with the lists.
-  static std::size_t header_bytes() noexcept;
+  // An index is two blocks: a small header (its shapes and key filter: every login reads
+  // it, so the ledger keeps it beside its own header) and the table with the lists.
+  static std::size_t header_bytes(std::int32_t max_budgets) noexcept;
   static std::size_t table_bytes(std::int32_t max_budgets) noexcept;
 
   // Views the two blocks (aligned for std::max_align_t).
@@ -108,14 +111,18 @@ class MatchIndex {
     std::int32_t address_shapes = 0;
     std::array<NameShape, kMaxNameShapes> name_shape{};
     std::array<AddressShape, kMaxAddressShapes> address_shape{};
+    // Followed by the filter: filter_bits(max_budgets) bits, bit (key >> 40) & (bits - 1)
+    // set for every key in the table.
   };
   struct Bucket {
     std::uint64_t key = 0;
-    std::int32_t start = 0;
+    std::int32_t first = 0;  // count 1: the rank itself; more: where its postings start
     std::int32_t count = 0;  // 0: empty
   };
 
   static std::size_t table_capacity(std::int32_t max_budgets) noexcept;
+  static std::size_t filter_bits(std::int32_t max_budgets) noexcept;
+  static std::size_t filter_bit(std::uint64_t key, std::size_t bits) noexcept { return (key >> 40) & (bits - 1); }
   std::span<const std::int32_t> lookup(std::uint64_t key) const noexcept;
   // Picks the most common shapes of entries [0, n) whose kind is `kind` into out; returns how many.
   template <typename Shape, std::size_t N>
@@ -123,6 +130,7 @@ class MatchIndex {
                                   Shape (*decode)(std::uint64_t)) noexcept;
 
   Header* header_;
+  std::span<std::uint64_t> filter_;
   std::span<Bucket> table_;
   std::span<std::int32_t> postings_;
 };
