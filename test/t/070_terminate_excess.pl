@@ -9,7 +9,6 @@ use lib "$FindBin::RealBin/../perl";
 use ConnBudgetTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 
 my $node = start_node('terminate');
 $node->safe_psql('postgres', q{
@@ -38,6 +37,14 @@ sub state_of
 
 # Five sessions: T opens a transaction first (so it has been in its state the longest),
 # then the others run a query in the order B, D, A, C: B has been idle the longest.
+# Waits until the server's clock is past the moment session $session last changed state.
+sub idle_after
+{
+	my ($session) = @_;
+	return poll_until($node,
+		"SELECT clock_timestamp() > state_change + interval '1 ms' FROM pg_stat_activity WHERE pid = $session->{pid}");
+}
+
 my %s;
 for my $name (qw(A B C D T))
 {
@@ -45,10 +52,13 @@ for my $name (qw(A B C D T))
 	ok($s{$name}{ok}, "session $name logs in");
 }
 ok(query($s{T}, 'BEGIN')->{ok} && query($s{T}, 'SELECT 1')->{ok}, 'T is inside a transaction');
+my $previous;
 for my $name (qw(B D A C))
 {
-	usleep(20_000);
+	# Each goes idle strictly after the one before (the server's clock has moved on).
+	ok(idle_after($previous), "time has passed since the previous one went idle") if $previous;
 	is(query($s{$name}, 'SELECT 1')->{rows}[0][0], '1', "$name runs a query and goes idle");
+	$previous = $s{$name};
 }
 is($node->safe_psql('postgres',
 		"SELECT string_agg(pid::text, ',' ORDER BY state_change) FROM pg_stat_activity WHERE state = 'idle' AND application_name = 'extraction_worker'"),
@@ -106,7 +116,7 @@ is(ended_by_server($s{T})->{sqlstate}, '57P01', 'T was terminated');
 my @misc = map { login($node, user => 'worker', application_name => 'misc') } 1 .. 2;
 ok($misc[0]{ok} && $misc[1]{ok}, 'two sessions fall into default');
 query($misc[1], 'SELECT 1');
-usleep(20_000);
+ok(idle_after($misc[1]), 'time has passed since the second went idle');
 query($misc[0], 'SELECT 1');
 $node->append_conf('postgresql.conf', "connbudget.default_max_connections = 1\n");
 $node->reload;

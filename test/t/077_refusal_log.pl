@@ -62,8 +62,11 @@ is($logged + $held_back, $storm, 'logged lines plus the counts held back account
 is($node->safe_psql('postgres', "SELECT rejected_full FROM connbudget.status WHERE budget = 'closed'"), $storm,
 	'status counts every refusal');
 
-# A quiet second later, the next refusal is logged again.
-sleep 1.2;
+# A quiet second later, the next refusal is logged again (waiting until the server's clock
+# is past the last refusal by more than the limiter's second).
+ok($node->poll_query_until('postgres',
+		"SELECT clock_timestamp() > last_refusal_at + interval '1.1 s' FROM connbudget.status WHERE budget = 'closed'"),
+	'a second passes without a refusal');
 $log_offset = -s $node->logfile;
 login($node, user => 'app', application_name => 'closed_app');
 ok($node->wait_for_log(qr/FATAL:  connection budget "closed" is full/, $log_offset),

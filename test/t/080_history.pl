@@ -128,8 +128,13 @@ is($api_before_reset, 2, 'api has admitted 2 logins');
 # counters, whose first row counts all of it (a plain difference would say 1).
 $node->safe_psql('postgres', 'SELECT connbudget.reset_stats()');
 logout(login($node, %api)) for 1 .. 3;
-sleep 1;
-is(history_rows($node), $rows, 'no sample is taken during that second with sample_interval = 1h');
+# Well past when the old 100 ms interval would have sampled again, and a pass of the
+# worker's loop that began after that.
+ok($node->poll_query_until('postgres',
+		"SELECT clock_timestamp() > (SELECT max(sampled_at) FROM connbudget.history) + interval '500 ms'"),
+	'half a second passes after the last sample');
+reload_budgets($node) for 1 .. 2;
+is(history_rows($node), $rows, 'no sample is taken by the passes of the worker since, with sample_interval = 1h');
 
 # Back to 100 ms by reload: samples resume at once.
 set_sample_interval($node, '100ms');
@@ -201,7 +206,12 @@ my $log_offset = -s $small->logfile;
 reload_budgets($small);
 is($small->safe_psql('postgres', 'SELECT pid IS NOT NULL AND last_error IS NULL FROM connbudget.worker'),
 	't', 'with history_size = 0 the worker runs and loads budgets');
-sleep 1;
+# Samples were due (every 100 ms) since the worker loaded the budgets, and a pass of its
+# loop began after that.
+ok($small->poll_query_until('postgres',
+		"SELECT clock_timestamp() > (SELECT loaded_at FROM connbudget.worker) + interval '500 ms'"),
+	'half a second passes after the load');
+reload_budgets($small) for 1 .. 2;
 is(history_rows($small), 0, 'and the history is empty, without an error');
 unlike(slurp_file($small->logfile, $log_offset), qr/ERROR|WARNING|FATAL/, 'nothing is logged against it');
 $small->stop;
