@@ -228,7 +228,7 @@ Admission Ledger::admit(std::int32_t session, const Classification& classificati
   if (admission.verdict == Verdict::Queue) {
     slot.phase = SessionPhase::Waiting;
     slot.ticket = header_->next_ticket++;
-    slot.grace = limits_of(budget).on_full == OnFull::Reject;
+    slot.grace = admission.grace;
     enqueue(session);
     if (!slot.grace) ++state.counters.queued;
     return admission;

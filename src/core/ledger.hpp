@@ -184,6 +184,7 @@ struct Admission {
   std::int32_t limit = BudgetLimits::kUnlimited;
   std::int32_t reserved = 0;  // the budget's reservation
   std::int32_t queue_timeout_ms = 0;  // with Verdict::Queue: how long to wait at most
+  bool grace = false;  // with Verdict::Queue: the budget refuses, the wait is its grace
   std::int32_t capacity = 0;          // the server then: its capacity,
   std::int32_t free = 0;              // how much of it the ledger counted free,
   std::int32_t reserved_for_others = 0;  // and how much of that other budgets were entitled to;

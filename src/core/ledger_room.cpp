@@ -100,6 +100,7 @@ Admission Ledger::evaluate(std::int32_t budget, const Policy& policy, const Free
   a.limit = limits.max_connections;
   a.reserved = state.reserved;
   a.queue_timeout_ms = policy.queue_timeout_of(limits);
+  a.grace = a.verdict == Verdict::Queue && limits.on_full == OnFull::Reject;
   a.capacity = header_->capacity;
   a.free = header_->capacity - header_->occupied;
   a.reserved_for_others = header_->unused_entitled - unused_entitlement(budget);

@@ -46,7 +46,6 @@ struct Assessment {
   Admission admission;
   FixedString<kNameMax> would_displace;  // the budget of the waiter that would give its place,
   Verdict then = Verdict::Admit;           // and the verdict once it has
-  bool grace = false;  // queued only for the grace of a full budget that refuses
 };
 
 Assessment assess(FunctionCallInfo fcinfo) {
@@ -66,8 +65,6 @@ Assessment assess(FunctionCallInfo fcinfo) {
   assessment.budget = ledger().budgets()[budget].definition.name;
   assessment.admission = ledger().evaluate(budget, policy, free);
   if (refused_claim) assessment.admission.verdict = Verdict::RefuseMismatch;
-  assessment.grace =
-      assessment.admission.verdict == Verdict::Queue && ledger().limits_of(budget).on_full == OnFull::Reject;
   assessment.admission.mismatched = classification.mismatched;
   const Verdict verdict = assessment.admission.verdict;
   if (verdict == Verdict::RefuseReserved || verdict == Verdict::RefuseServerFull)
@@ -134,7 +131,7 @@ Datum connbudget_explain(PG_FUNCTION_ARGS) {
   InitMaterializedSRF(fcinfo, 0);
   ResultRow<10> row;
   row.text(assessment.budget.view());
-  if (assessment.grace) {
+  if (a.verdict == Verdict::Queue && a.grace) {
     row.text(verdict_name(Verdict::Refuse));
     row.text(psprintf("%s, once connbudget.reject_grace (%d ms) has passed without a session of it ending",
                       verdict_reason(Verdict::Refuse), a.queue_timeout_ms));
