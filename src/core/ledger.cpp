@@ -4,6 +4,7 @@
 #include "core/ledger.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 
 #include "core/reclaim.hpp"
@@ -38,33 +39,36 @@ std::size_t Ledger::bytes_needed(std::int32_t max_budgets, std::int32_t max_sess
   return aligned(sizeof(LedgerHeader)) + 2 * MatchIndex::header_bytes(max_budgets) + 2 * MatchIndex::table_bytes(max_budgets) +
          aligned(budget_slots(max_budgets) * sizeof(BudgetState)) +
          aligned(static_cast<std::size_t>(max_budgets) * sizeof(std::int32_t)) +
-         aligned(static_cast<std::size_t>(max_sessions) * sizeof(SessionState));
+         aligned(static_cast<std::size_t>(max_sessions) * sizeof(SessionState)) +
+         aligned(static_cast<std::size_t>(max_sessions) * sizeof(ReclaimNames));
 }
 
 Ledger::Ledger(void* block, std::int32_t max_budgets, std::int32_t max_sessions) noexcept {
   auto* bytes = static_cast<unsigned char*>(block);
   header_ = reinterpret_cast<LedgerHeader*>(bytes);
-  // What every login touches lies together: the header, the index headers, the session
-  // slots, then the budget slots from default and exempt on; the match order and the
-  // index tables come last. A new backend pays a page fault for the first touch of each
-  // shared page, and a read fault maps the pages around it (64 KB, Linux's fault-around):
-  // a login touches these first 64 KB, its budget's slot, one stretch of the match
-  // order and, for each key of the index filter that passes, one of the table.
+  // What every login touches lies together: the header, the live index header, the
+  // session slots, then the budget slots from default and exempt on; the match order, the
+  // spare index header, the index tables and the reclaims' names come last. A new backend
+  // pays a page fault for the first touch of each shared page, and a read fault maps the
+  // pages around it (the 64 KB window, Linux's fault-around): a login touches the first
+  // window (if the block starts one, as the server's does), its budget's slot and, for
+  // each of its keys that pass the index filter, one bucket of the table.
   bytes += aligned(sizeof(LedgerHeader));
-  for (void*& index : index_headers_) {
-    index = bytes;
-    bytes += MatchIndex::header_bytes(max_budgets);
-  }
+  live_index_header_ = bytes;
+  bytes += MatchIndex::header_bytes(max_budgets);
   sessions_ = {reinterpret_cast<SessionState*>(bytes), static_cast<std::size_t>(max_sessions)};
   bytes += aligned(sessions_.size_bytes());
   budgets_ = {reinterpret_cast<BudgetState*>(bytes), budget_slots(max_budgets)};
   bytes += aligned(budgets_.size_bytes());
   match_order_ = {reinterpret_cast<std::int32_t*>(bytes), static_cast<std::size_t>(max_budgets)};
   bytes += aligned(match_order_.size_bytes());
+  spare_index_header_ = bytes;
+  bytes += MatchIndex::header_bytes(max_budgets);
   for (void*& table : index_tables_) {
     table = bytes;
     bytes += MatchIndex::table_bytes(max_budgets);
   }
+  reclaim_names_ = {reinterpret_cast<ReclaimNames*>(bytes), static_cast<std::size_t>(max_sessions)};
 }
 
 void Ledger::initialize(std::int64_t now_us) noexcept {
@@ -72,7 +76,9 @@ void Ledger::initialize(std::int64_t now_us) noexcept {
   for (BudgetState& budget : budgets_) new (&budget) BudgetState();
   for (std::int32_t& index : match_order_) index = kNoBudget;
   for (SessionState& session : sessions_) new (&session) SessionState();
-  for (std::int32_t block = 0; block < 2; ++block) index_in(block).clear();
+  for (ReclaimNames& names : reclaim_names_) new (&names) ReclaimNames();
+  live_index().clear();
+  spare_index().clear();
   for (const std::int32_t implicit : {kDefaultBudget, kExemptBudget}) {
     BudgetState& budget = budgets_[implicit];
     budget.definition.name.assign(implicit == kDefaultBudget ? "default" : "exempt");
@@ -82,14 +88,19 @@ void Ledger::initialize(std::int64_t now_us) noexcept {
   refresh_entitlements();
 }
 
-MatchIndex Ledger::index_in(std::int32_t block) const noexcept {
-  const auto i = static_cast<std::size_t>(block);
-  return MatchIndex(index_headers_[i], index_tables_[i], static_cast<std::int32_t>(match_order_.size()));
+MatchIndex Ledger::live_index() const noexcept {
+  return MatchIndex(live_index_header_, index_tables_[static_cast<std::size_t>(header_->live_table)],
+                    static_cast<std::int32_t>(match_order_.size()));
+}
+
+MatchIndex Ledger::spare_index() const noexcept {
+  return MatchIndex(spare_index_header_, index_tables_[static_cast<std::size_t>(1 - header_->live_table)],
+                    static_cast<std::int32_t>(match_order_.size()));
 }
 
 Ledger::PreparedIndex Ledger::prepare_index(std::span<const BudgetDefinition> definitions,
                                             std::span<MatchIndex::BuildEntry> scratch) noexcept {
-  const bool built = index_in(1 - header_->live_index).build(definitions, scratch);
+  const bool built = spare_index().build(definitions, scratch);
   return PreparedIndex{definitions.data(), definitions.size(), ++header_->index_builds, built};
 }
 
@@ -98,34 +109,36 @@ void Ledger::publish_index(const PreparedIndex& prepared, std::span<const Budget
       prepared.serial != header_->index_builds ||
       prepared.count != static_cast<std::size_t>(header_->configured_count))
     return;
-  header_->live_index = 1 - header_->live_index;
+  spare_index().bind(match_order());
+  std::memcpy(live_index_header_, spare_index_header_,
+              MatchIndex::header_bytes(static_cast<std::int32_t>(match_order_.size())));
+  header_->live_table = 1 - header_->live_table;
   header_->index_current = true;
 }
 
 MatchIndex::Summary Ledger::index_summary() const noexcept {
-  return header_->index_current ? index_in(header_->live_index).summary() : MatchIndex::Summary{};
+  return header_->index_current ? live_index().summary() : MatchIndex::Summary{};
 }
 
-bool Ledger::consider(std::int32_t rank, const LoginAttributes& login, Classification& c) const noexcept {
-  const std::int32_t index = match_order_[static_cast<std::size_t>(rank)];
-  const BudgetRule& rule = budgets_[index].definition.rule;
+bool Ledger::consider(std::int32_t slot, const LoginAttributes& login, Classification& c) const noexcept {
+  const BudgetRule& rule = budgets_[slot].definition.rule;
   if (rule.matches(login)) {
-    c.budget = index;
+    c.budget = slot;
     // Entitled by a later row to a name an earlier row gives another role: no mismatch.
     if (rule.entitles()) c.mismatched = kNoBudget;
     return true;
   }
-  if (c.mismatched == kNoBudget && rule.entitles() && rule.claimed_by(login)) c.mismatched = index;
+  if (c.mismatched == kNoBudget && rule.entitles() && rule.claimed_by(login)) c.mismatched = slot;
   return false;
 }
 
 Classification Ledger::classify(const LoginAttributes& login, bool exempt) const noexcept {
   if (exempt || !header_->index_current) return classify_by_scan(login, exempt);
-  MatchIndex::Candidates candidates = index_in(header_->live_index).candidates(login);
+  MatchIndex::Candidates candidates = live_index().candidates(login);
   if (!candidates.usable()) return classify_by_scan(login, exempt);
   Classification c;
-  for (std::int32_t rank = candidates.next(); rank >= 0; rank = candidates.next())
-    if (consider(rank, login, c)) break;
+  for (MatchIndex::Candidate candidate = candidates.next(); candidate.rank >= 0; candidate = candidates.next())
+    if (consider(candidate.slot, login, c)) break;
   return c;
 }
 
@@ -135,8 +148,8 @@ Classification Ledger::classify_by_scan(const LoginAttributes& login, bool exemp
     c.budget = kExemptBudget;
     return c;
   }
-  for (std::int32_t rank = 0; rank < header_->configured_count; ++rank)
-    if (consider(rank, login, c)) break;
+  for (const std::int32_t slot : match_order())
+    if (consider(slot, login, c)) break;
   return c;
 }
 
@@ -419,11 +432,12 @@ bool Ledger::mark_reclaimed(const Reclaim& reclaim, std::int64_t now_us) noexcep
   slot.reclaimed = true;
   slot.reclaimed_for = reclaim.for_budget;
   slot.reclaimed_idle_us = reclaim.idle_us;
-  slot.reclaimed_for_name = budgets_[reclaim.for_budget].definition.name;
+  ReclaimNames& names = reclaim_names_[static_cast<std::size_t>(reclaim.slot)];
+  names.for_budget = budgets_[reclaim.for_budget].definition.name;
   ++budgets_[reclaim.for_budget].reclaiming;
   BudgetState& victim = budgets_[slot.budget];
   slot.reclaimed_after_ms = limits_of(slot.budget).idle_reclaim_ms;
-  slot.reclaimed_budget_name = victim.definition.name;
+  names.own_budget = victim.definition.name;
   ++victim.counters.reclaimed;
   slot.reclaimed_log = victim.log.note(now_us);
   return true;

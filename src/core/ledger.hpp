@@ -143,13 +143,20 @@ struct SessionState {
   bool reclaimed = false;
   std::int64_t reclaimed_idle_us = 0;
   std::int32_t reclaimed_after_ms = 0;     // its budget's idle_reclaim then
-  FixedString<kNameMax> reclaimed_for_name;
-  FixedString<kNameMax> reclaimed_budget_name;  // its own budget then
-  LogLimiter::Decision reclaimed_log;           // whether its message goes to the server log
+  LogLimiter::Decision reclaimed_log;     // whether its message goes to the server log
+  // (And the budgets' names, in ReclaimNames: apart, so that the slots every login writes
+  // stay small.)
   FixedString<kNameMax> application_name;  // truncated like pg_stat_activity's
   FixedString<kNameMax> role_name;
   FixedString<kNameMax> database_name;
   ClientAddress client_addr;
+};
+
+// For an active session being ended while idle: the names its message gives, as they were
+// when it was marked (its budget may be gone by the time it reads them).
+struct ReclaimNames {
+  FixedString<kNameMax> for_budget;  // whose waiters it is ended for
+  FixedString<kNameMax> own_budget;
 };
 
 struct LedgerHeader {
@@ -171,7 +178,7 @@ struct LedgerHeader {
   std::int32_t configured_count = 0;
   bool uses_role_groups = false;  // some budget matches "+role": logins must supply member_of
   bool uses_idle_reclaim = false;  // some budget (default included) has an idle_reclaim
-  std::int32_t live_index = 0;  // which of the two match index blocks holds the last one published
+  std::int32_t live_table = 0;  // which of the two match index tables the live index header views
   bool index_current = false;   // and whether it is the live configuration's (else: scan)
   std::uint64_t index_builds = 0;  // builds of the spare block so far
 };
@@ -395,6 +402,10 @@ class Ledger {
   // its waiters still need it), marks it, counts it, decides whether its message is
   // logged (SessionState::reclaimed_log), and returns true.
   bool mark_reclaimed(const Reclaim& reclaim, std::int64_t now_us) noexcept;
+  // The names a session being ended while idle gives in its message (see mark_reclaimed).
+  const ReclaimNames& reclaim_names(std::int32_t session) const noexcept {
+    return reclaim_names_[static_cast<std::size_t>(session)];
+  }
 
   // Index of the budget called name (configured or implicit), or kNoBudget.
   std::int32_t find(std::string_view name) const noexcept;
@@ -462,16 +473,22 @@ class Ledger {
   // Hands every slot that can now be given to waiters: by budget priority, then arrival.
   void grant_waiters(std::int64_t now_us, Wakeups& wakeups) noexcept;
 
-  // Visits the rule of match order position `rank` for classify(); true once decided.
-  bool consider(std::int32_t rank, const LoginAttributes& login, Classification& c) const noexcept;
-  MatchIndex index_in(std::int32_t block) const noexcept;
+  // Visits the rule of budget `slot` for classify(); true once decided.
+  bool consider(std::int32_t slot, const LoginAttributes& login, Classification& c) const noexcept;
+  // The live match index, and the spare one the next configuration's is built in.
+  MatchIndex live_index() const noexcept;
+  MatchIndex spare_index() const noexcept;
 
   LedgerHeader* header_;
-  std::array<void*, 2> index_headers_{};  // two match indexes: one live, one spare
+  // Two match indexes: the spare one is built, then its header is copied to the live
+  // header's place (every login reads that one) and the two swap tables.
+  void* live_index_header_ = nullptr;
+  void* spare_index_header_ = nullptr;
   std::array<void*, 2> index_tables_{};
   std::span<BudgetState> budgets_;       // [default, exempt, configurable slots...]
   std::span<std::int32_t> match_order_;  // budget indexes, first configured_count in use
   std::span<SessionState> sessions_;     // indexed by PGPROC number
+  std::span<ReclaimNames> reclaim_names_;  // indexed like sessions_
 };
 
 }  // namespace connbudget

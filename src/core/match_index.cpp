@@ -106,21 +106,21 @@ bool is_ascii(std::string_view text) noexcept {
 
 }  // namespace
 
-std::int32_t MatchIndex::Candidates::next() noexcept {
+MatchIndex::Candidate MatchIndex::Candidates::next() noexcept {
   for (;;) {
     std::size_t best = count_;
     for (std::size_t i = 0; i < count_; ++i)
-      if (!lists_[i].empty() && (best == count_ || lists_[i].front() < lists_[best].front())) best = i;
-    if (best == count_) return -1;
-    const std::int32_t rank = lists_[best].front();
+      if (!lists_[i].empty() && (best == count_ || lists_[i].front().rank < lists_[best].front().rank)) best = i;
+    if (best == count_) return Candidate{};
+    const Candidate candidate = lists_[best].front();
     lists_[best] = lists_[best].subspan(1);
-    if (rank == last_) continue;  // the same list found twice (a role listed twice, a collision)
-    last_ = rank;
-    return rank;
+    if (candidate.rank == last_) continue;  // the same list found twice (a role listed twice, a collision)
+    last_ = candidate.rank;
+    return candidate;
   }
 }
 
-void MatchIndex::Candidates::add(std::span<const std::int32_t> list) noexcept {
+void MatchIndex::Candidates::add(std::span<const Candidate> list) noexcept {
   if (list.empty()) return;
   for (std::size_t i = 0; i < count_; ++i)
     if (lists_[i].data() == list.data()) return;
@@ -137,10 +137,10 @@ std::size_t MatchIndex::table_capacity(std::int32_t max_budgets) noexcept {
   return size;
 }
 
-// About 8 bits per budget (one in seven lookups of an absent key passes with every slot
-// used), from 4 KB to 16 KB, so that the ledger's header, both index headers and the
-// first session slots share the first 64 KB (which one fault maps in, see ledger.cpp).
-// With 16 KB, a lookup of an absent key among 10,000 others passes one time in 14.
+// About 8 bits per budget, from 4 KB to 16 KB, so that the live index header shares the
+// window of shared memory that one fault maps in with the ledger's header and the first
+// session slots (see ledger.cpp). With 16 KB and 3 bits per key, a lookup of an absent key
+// among 10,000 others passes about one time in 80 (with 1 bit, one in 14).
 std::size_t MatchIndex::filter_bits(std::int32_t max_budgets) noexcept {
   std::size_t bits = 4096 * 8;
   while (bits < 8 * static_cast<std::size_t>(max_budgets) && bits < 16384 * 8) bits *= 2;
@@ -153,7 +153,7 @@ std::size_t MatchIndex::header_bytes(std::int32_t max_budgets) noexcept {
 
 std::size_t MatchIndex::table_bytes(std::int32_t max_budgets) noexcept {
   return aligned(table_capacity(max_budgets) * sizeof(Bucket)) +
-         aligned(static_cast<std::size_t>(max_budgets) * sizeof(std::int32_t));
+         aligned(static_cast<std::size_t>(max_budgets) * sizeof(Candidate));
 }
 
 MatchIndex::MatchIndex(void* header, void* table, std::int32_t max_budgets) noexcept {
@@ -161,7 +161,7 @@ MatchIndex::MatchIndex(void* header, void* table, std::int32_t max_budgets) noex
   filter_ = {reinterpret_cast<std::uint64_t*>(static_cast<unsigned char*>(header) + aligned(sizeof(Header))),
              filter_bits(max_budgets) / 64};
   auto* bytes = static_cast<unsigned char*>(table);
-  postings_ = {reinterpret_cast<std::int32_t*>(bytes), static_cast<std::size_t>(max_budgets)};
+  postings_ = {reinterpret_cast<Candidate*>(bytes), static_cast<std::size_t>(max_budgets)};
   bytes += aligned(postings_.size_bytes());
   table_ = {reinterpret_cast<Bucket*>(bytes), table_capacity(max_budgets)};
 }
@@ -173,6 +173,12 @@ void MatchIndex::clear() noexcept {
 }
 
 std::int32_t MatchIndex::rules() const noexcept { return header_->rules; }
+
+std::uint64_t MatchIndex::filter_mask(std::uint64_t key) const noexcept {
+  std::uint64_t mask = std::uint64_t{1} << (key >> 20 & 63);
+  if (header_->filter_hashes == 3) mask |= std::uint64_t{1} << (key >> 26 & 63) | std::uint64_t{1} << (key >> 32 & 63);
+  return mask;
+}
 
 template <typename Shape, std::size_t N>
 std::int32_t MatchIndex::pick_shapes(std::span<BuildEntry> entries, std::uint8_t kind, std::array<Shape, N>& out,
@@ -283,37 +289,50 @@ bool MatchIndex::build(std::span<const BudgetDefinition> definitions, std::span<
   const std::size_t mask = used - 1;
   header.mask = mask;
   std::ranges::fill(table_.first(used), Bucket{});
+  std::size_t keys = 0;
+  for (std::size_t i = 0; i < n && entries[i].kind != kUnindexed; ++i)
+    keys += i == 0 || entries[i].key != entries[i - 1].key;
+  header.filter_hashes = filter_.size() * 64 >= 3 * keys ? 3 : 1;
   std::size_t i = 0;
   for (; i < n && entries[i].kind != kUnindexed;) {
     std::size_t j = i;
     for (; j < n && entries[j].kind != kUnindexed && entries[j].key == entries[i].key; ++j)
-      postings_[j] = entries[j].rank;
+      postings_[j] = Candidate{.rank = entries[j].rank};
     const std::uint64_t key = entries[i].key;
     std::size_t pos = key & mask;
     while (table_[pos].count != 0) pos = (pos + 1) & mask;  // at most half full: a free bucket exists
-    const std::int32_t first = j - i == 1 ? entries[i].rank : static_cast<std::int32_t>(i);
-    table_[pos] = Bucket{key, first, static_cast<std::int32_t>(j - i)};
-    const std::size_t bit = filter_bit(key, filter_.size() * 64);
-    filter_[bit / 64] |= std::uint64_t{1} << (bit % 64);
+    table_[pos] = Bucket{.key = key,
+                         .count = static_cast<std::int32_t>(j - i),
+                         .first = static_cast<std::int32_t>(i),
+                         .only = Candidate{.rank = entries[i].rank}};
+    filter_[filter_word(key)] |= filter_mask(key);
     i = j;
   }
   header.indexed = static_cast<std::int32_t>(i);
-  for (; i < n; ++i) postings_[i] = entries[i].rank;
+  for (; i < n; ++i) postings_[i] = Candidate{.rank = entries[i].rank};
   for (const BuildEntry& entry : entries) ++header.of_kind[entry.kind];
   header.rules = static_cast<std::int32_t>(n);
   return true;
 }
 
-std::span<const std::int32_t> MatchIndex::lookup(std::uint64_t key) const noexcept {
-  const std::size_t bit = filter_bit(key, filter_.size() * 64);
-  if (!(filter_[bit / 64] >> (bit % 64) & 1)) return {};
+void MatchIndex::bind(std::span<const std::int32_t> slot_of_rank) noexcept {
+  if (header_->rules < 0) return;
+  for (Bucket& bucket : table_.first(header_->mask + 1))
+    if (bucket.count == 1) bucket.only.slot = slot_of_rank[static_cast<std::size_t>(bucket.only.rank)];
+  for (Candidate& posting : postings_.first(static_cast<std::size_t>(header_->rules)))
+    posting.slot = slot_of_rank[static_cast<std::size_t>(posting.rank)];
+}
+
+std::span<const MatchIndex::Candidate> MatchIndex::lookup(std::uint64_t key) const noexcept {
+  const std::uint64_t bits = filter_mask(key);
+  if ((filter_[filter_word(key)] & bits) != bits) return {};
   const std::size_t mask = header_->mask;
   for (std::size_t pos = key & mask; table_[pos].count != 0; pos = (pos + 1) & mask) {
     const Bucket& bucket = table_[pos];
     if (bucket.key != key) continue;
-    if (bucket.count == 1) return std::span<const std::int32_t>(&bucket.first, 1);
-    return std::span<const std::int32_t>(postings_).subspan(static_cast<std::size_t>(bucket.first),
-                                                           static_cast<std::size_t>(bucket.count));
+    if (bucket.count == 1) return {&bucket.only, 1};
+    return std::span<const Candidate>(postings_).subspan(static_cast<std::size_t>(bucket.first),
+                                                        static_cast<std::size_t>(bucket.count));
   }
   return {};
 }
@@ -343,8 +362,8 @@ MatchIndex::Candidates MatchIndex::candidates(const LoginAttributes& login) cons
     if (shape.family != static_cast<std::uint8_t>(login.client_addr.family)) continue;
     found.add(lookup(address_key(static_cast<std::uint32_t>(s), login.client_addr, shape.prefix_bits)));
   }
-  found.add(std::span<const std::int32_t>(postings_).subspan(static_cast<std::size_t>(header.indexed),
-                                                            static_cast<std::size_t>(header.rules - header.indexed)));
+  found.add(std::span<const Candidate>(postings_).subspan(static_cast<std::size_t>(header.indexed),
+                                                         static_cast<std::size_t>(header.rules - header.indexed)));
   return found;
 }
 

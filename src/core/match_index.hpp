@@ -11,10 +11,11 @@
 // candidates of every login. A login looks up one key per shape present, its role and
 // groups, its database and one key per address shape, and visits the rules found in
 // match order. Keys are 64-bit hashes: a collision only adds candidates, which are then
-// checked in full, so the index is exact. A bit filter of the keys in the header answers
-// most lookups of absent keys without touching the table, and a key with one rule keeps
-// its rank in its bucket: a new backend pays a page fault for each shared page it first
-// touches, so a login's lookups should touch few. It answers only for a login whose
+// checked in full, so the index is exact. A new backend pays a page fault for each shared
+// page it first touches, so a login's lookups touch few: a filter of the keys in the
+// header (up to three bits of one word per key) answers most lookups of absent keys
+// without touching the table, and a candidate carries its budget's slot, so that a key
+// with one rule is answered by its bucket alone. It answers only for a login whose
 // application_name is ASCII (as every name a real login carries is: PostgreSQL cleans
 // them), where '_' is one byte; for any other, classification scans.
 #pragma once
@@ -38,6 +39,12 @@ class MatchIndex {
   // A login visits at most this many lists of candidates; with more it is scanned.
   static constexpr std::size_t kMaxLists = 64;
 
+  // A rule to consider: its match order position and its budget's slot in the ledger.
+  struct Candidate {
+    std::int32_t rank = -1;
+    std::int32_t slot = -1;
+  };
+
   struct BuildEntry {
     std::uint64_t key = 0;
     std::uint64_t shape = 0;
@@ -58,29 +65,34 @@ class MatchIndex {
    public:
     // False if the index cannot answer for this login: the caller scans.
     bool usable() const noexcept { return usable_; }
-    // The next candidate's rank, or -1 when there are no more.
-    std::int32_t next() noexcept;
+    // The next candidate, or one with rank -1 when there are no more.
+    Candidate next() noexcept;
 
    private:
     friend class MatchIndex;
-    void add(std::span<const std::int32_t> list) noexcept;
-    std::array<std::span<const std::int32_t>, kMaxLists> lists_{};
+    void add(std::span<const Candidate> list) noexcept;
+    std::array<std::span<const Candidate>, kMaxLists> lists_{};
     std::size_t count_ = 0;
     std::int32_t last_ = -1;
     bool usable_ = true;
   };
 
   // An index is two blocks: a small header (its shapes and key filter: every login reads
-  // it, so the ledger keeps it beside its own header) and the table with the lists.
+  // it, so the ledger keeps the live one beside its own header) and the table with the
+  // lists. The header is plain bytes: a copy of it views the same table.
   static std::size_t header_bytes(std::int32_t max_budgets) noexcept;
   static std::size_t table_bytes(std::int32_t max_budgets) noexcept;
 
   // Views the two blocks (aligned for std::max_align_t).
   MatchIndex(void* header, void* table, std::int32_t max_budgets) noexcept;
 
-  // Compiles the rules of definitions (in match order) into the block, using scratch
-  // (one entry per definition). False, and an empty index, if they do not fit.
+  // Compiles the rules of definitions (in match order) into the blocks, using scratch
+  // (one entry per definition). False, and an empty index, if they do not fit. The
+  // candidates know their ranks only until bind().
   bool build(std::span<const BudgetDefinition> definitions, std::span<BuildEntry> scratch) noexcept;
+
+  // Gives every candidate the slot of its rank (slot_of_rank: the ledger's match order).
+  void bind(std::span<const std::int32_t> slot_of_rank) noexcept;
 
   // Marks the block as holding no index.
   void clear() noexcept;
@@ -107,23 +119,28 @@ class MatchIndex {
     std::int32_t indexed = 0;  // postings[0, indexed) are filed under keys; the rest unindexed
     std::array<std::int32_t, 6> of_kind{};  // rules filed under each kind of key
     std::uint64_t mask = 0;  // the table in use: the first mask + 1 buckets (twice the keys at least)
+    std::int32_t filter_hashes = 1;  // bits set per key: 3 while the filter has 3 bits per key or more
     std::int32_t name_shapes = 0;
     std::int32_t address_shapes = 0;
     std::array<NameShape, kMaxNameShapes> name_shape{};
     std::array<AddressShape, kMaxAddressShapes> address_shape{};
-    // Followed by the filter: filter_bits(max_budgets) bits, bit (key >> 40) & (bits - 1)
-    // set for every key in the table.
+    // Followed by the filter: filter_bits(max_budgets) bits; each key sets filter_hashes
+    // bits of one 64-bit word (filter_word(), filter_mask()).
   };
   struct Bucket {
     std::uint64_t key = 0;
-    std::int32_t first = 0;  // count 1: the rank itself; more: where its postings start
-    std::int32_t count = 0;  // 0: empty
+    std::int32_t count = 0;  // rules filed under the key; 0: empty
+    std::int32_t first = 0;  // count > 1: where its postings start
+    Candidate only;          // count 1: the rule itself
   };
 
   static std::size_t table_capacity(std::int32_t max_budgets) noexcept;
   static std::size_t filter_bits(std::int32_t max_budgets) noexcept;
-  static std::size_t filter_bit(std::uint64_t key, std::size_t bits) noexcept { return (key >> 40) & (bits - 1); }
-  std::span<const std::int32_t> lookup(std::uint64_t key) const noexcept;
+  // The word of the filter a key's bits are in (from bits 40 up; the table's bucket comes
+  // from the lowest), and those bits (from bits 20-37).
+  std::size_t filter_word(std::uint64_t key) const noexcept { return (key >> 40) & (filter_.size() - 1); }
+  std::uint64_t filter_mask(std::uint64_t key) const noexcept;
+  std::span<const Candidate> lookup(std::uint64_t key) const noexcept;
   // Picks the most common shapes of entries [0, n) whose kind is `kind` into out; returns how many.
   template <typename Shape, std::size_t N>
   static std::int32_t pick_shapes(std::span<BuildEntry> entries, std::uint8_t kind, std::array<Shape, N>& out,
@@ -132,7 +149,7 @@ class MatchIndex {
   Header* header_;
   std::span<std::uint64_t> filter_;
   std::span<Bucket> table_;
-  std::span<std::int32_t> postings_;
+  std::span<Candidate> postings_;
 };
 
 }  // namespace connbudget

@@ -92,7 +92,7 @@ void publish(std::span<const BudgetDefinition> budgets) {
   // is the only one that writes it), goes live with the budgets it was built from.
   const Ledger::PreparedIndex index = ledger().prepare_index(budgets, index_scratch);
   const TimestampTz now = GetCurrentTimestamp();
-  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  LWLockAcquire(&state.lock, LW_EXCLUSIVE);
   const ReconfigureResult result = ledger().reconfigure(budgets, policy, scratch, now, wakeups);
   const bool loaded = result.status == ReconfigureResult::Status::Applied ||
                       result.status == ReconfigureResult::Status::Unchanged;
@@ -104,7 +104,7 @@ void publish(std::span<const BudgetDefinition> budgets) {
     state.reservation_shortfall = result.reservation_shortfall;
   }
   const uint64 generation = ledger().header().generation;
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   wake_sessions(wakeups);
 
   if (result.status == ReconfigureResult::Status::DuplicateName)
@@ -167,7 +167,7 @@ void read_and_publish() {
 void record_outcome(std::uint64_t answering) {
   SharedState& state = *shared_state();
   const TimestampTz now = GetCurrentTimestamp();
-  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  LWLockAcquire(&state.lock, LW_EXCLUSIVE);
   if (load_error[0] != '\0' && strcmp(state.last_error, load_error) != 0) state.last_error_at = now;
   strlcpy(state.last_error, load_error, sizeof state.last_error);
   state.checked_at = now;
@@ -177,7 +177,7 @@ void record_outcome(std::uint64_t answering) {
     state.answered_generation = generation;
     strlcpy(state.answered_error, load_error, sizeof state.answered_error);
   }
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
 
   if (load_error[0] != '\0' && strcmp(load_error, logged_error) != 0)
     ereport(WARNING, (errmsg("pg_connbudget: could not load budgets: %s", load_error),

@@ -57,7 +57,7 @@ Assessment assess(FunctionCallInfo fcinfo) {
   // Such a login would first take a backend of its own.
   const ServerBackends free(login.kept_free, 1);
   Assessment assessment;
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   const Classification classification = ledger().classify(login.attributes, login.exempt);
   // As Ledger::admit decides it: a refused claim in the name of the budget it claimed.
   const bool refused_claim = classification.mismatched != kNoBudget && policy.refuses_mismatches();
@@ -75,7 +75,7 @@ Assessment assess(FunctionCallInfo fcinfo) {
                                Pressure{.active = state_of_budget.active, .waiting = state_of_budget.waiting},
                                policy);
     }
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   return assessment;
 }
 
@@ -165,13 +165,13 @@ Datum connbudget_reload(PG_FUNCTION_ARGS) {
   wake_worker();
   const TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kReloadTimeoutMs);
   for (;;) {
-    LWLockAcquire(state.lock, LW_SHARED);
+    LWLockAcquire(&state.lock, LW_SHARED);
     const bool answered = state.reloads_answered >= request;
     const uint64 generation = state.answered_generation;
     char error[kErrorLength];
     strlcpy(error, state.answered_error, sizeof error);
     const bool worker_running = state.worker_pid != 0;
-    LWLockRelease(state.lock);
+    LWLockRelease(&state.lock);
 
     if (answered && error[0] != '\0')
       ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -196,7 +196,7 @@ Datum connbudget_reset_stats(PG_FUNCTION_ARGS) {
   SharedState& state = require_shared_state();
   const char* name = text_arg(fcinfo, 0);
   const TimestampTz now = GetCurrentTimestamp();
-  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  LWLockAcquire(&state.lock, LW_EXCLUSIVE);
   const bool found = ledger().reset_stats(name ? std::optional<std::string_view>(name) : std::nullopt, now);
   if (!name) {
     state.login_checks.reset();
@@ -204,7 +204,7 @@ Datum connbudget_reset_stats(PG_FUNCTION_ARGS) {
     state.handoff.reset();
     state.latency_reset = now;
   }
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   if (!found) report_unknown_budget(name);
   PG_RETURN_VOID();
 }

@@ -28,11 +28,11 @@ std::span<BudgetReading> reading_buffer() {
 void take_sample(HistoryStore& store) {
   const std::span<BudgetReading> readings = reading_buffer();
   SharedState& state = *shared_state();
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   // Taken under the lock, so a sample's time orders it with the changes it saw.
   const TimestampTz sampled_at = GetCurrentTimestamp();
   const std::size_t count = read_budgets(ledger(), readings);
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
 
   LWLockAcquire(store.lock, LW_EXCLUSIVE);
   store.history.record(sampled_at, readings.first(count));

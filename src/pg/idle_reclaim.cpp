@@ -71,27 +71,27 @@ std::size_t read_idle(std::span<const IdleSession> candidates, std::span<IdleSes
 
 // One pass: returns when to look again.
 TimestampTz reclaim_pass(SharedState& state, Buffers& b) {
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   const std::size_t candidates = reclaim_candidates(ledger(), b.candidates);
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   if (candidates == 0) return DT_NOEND;
 
   const std::size_t idle = read_idle(b.candidates.first(candidates), b.idle);
   TimestampTz next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kRecheckMs);
   const TimestampTz now = GetCurrentTimestamp();
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   std::int64_t due = next_due;
   const std::size_t planned = plan_reclaims(ledger(), b.idle.first(idle), now, b.planned, &due);
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   next_due = std::min<TimestampTz>(next_due, due);
 
   for (std::size_t i = 0; i < planned; ++i) {
     const Reclaim& reclaim = b.planned[i];
     // Decided as late as possible: still idle outside a transaction, still needed.
-    LWLockAcquire(state.lock, LW_EXCLUSIVE);
+    LWLockAcquire(&state.lock, LW_EXCLUSIVE);
     const bool marked = backend_idle_outside_transaction(reclaim.slot) &&
                         ledger().mark_reclaimed(reclaim, GetCurrentTimestamp());
-    LWLockRelease(state.lock);
+    LWLockRelease(&state.lock);
     // False if it is no longer a backend: it has gone, and its slot with it.
     if (marked) DirectFunctionCall2(pg_terminate_backend, Int32GetDatum(reclaim.pid), Int64GetDatum(0));
   }
@@ -103,9 +103,9 @@ TimestampTz reclaim_pass(SharedState& state, Buffers& b) {
 TimestampTz reclaim_idle_sessions() {
   SharedState* state = shared_state();
   if (!state) return DT_NOEND;
-  LWLockAcquire(state->lock, LW_SHARED);
+  LWLockAcquire(&state->lock, LW_SHARED);
   const bool wanted = ledger().header().uses_idle_reclaim && ledger().header().waiting > 0;
-  LWLockRelease(state->lock);
+  LWLockRelease(&state->lock);
   if (!wanted) return DT_NOEND;
 
   Buffers& b = buffers();

@@ -82,7 +82,7 @@ Target read_target(SharedState& state, const char* name) {
   Target target;
   auto* members = static_cast<Member*>(palloc(sizeof(Member) * ledger().sessions().size()));
   std::size_t count = 0;
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   target.index = ledger().find(name);
   if (target.index != kNoBudget) {
     target.name = ledger().budgets()[target.index].definition.name;
@@ -98,7 +98,7 @@ Target read_target(SharedState& state, const char* name) {
         members[count++] = Member{static_cast<std::int32_t>(slot), s.pid};
     }
   }
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   if (target.index == kNoBudget) report_unknown_budget(name);
   target.members = {members, count};
   return target;
@@ -127,7 +127,7 @@ enum class Recheck { End, Gone, Busy, Enough };
 // and (if it must be idle) still outside a transaction?
 Recheck recheck(SharedState& state, const Target& target, const Member& candidate, bool must_be_idle,
                 std::span<const Member> ended) {
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   Recheck verdict = Recheck::End;
   if (excess_now(target, ended) == 0)
     verdict = Recheck::Enough;
@@ -135,7 +135,7 @@ Recheck recheck(SharedState& state, const Target& target, const Member& candidat
     verdict = Recheck::Gone;
   else if (must_be_idle && backend_in_transaction(candidate.slot))
     verdict = Recheck::Busy;
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   return verdict;
 }
 
@@ -144,9 +144,9 @@ Recheck recheck(SharedState& state, const Target& target, const Member& candidat
 void wait_for_exit(SharedState& state, std::span<const Member> ended) {
   const TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kExitTimeoutMs);
   for (;;) {
-    LWLockAcquire(state.lock, LW_SHARED);
+    LWLockAcquire(&state.lock, LW_SHARED);
     const auto remaining = std::count_if(ended.begin(), ended.end(), still_active);
-    LWLockRelease(state.lock);
+    LWLockRelease(&state.lock);
     if (remaining == 0) return;
     if (GetCurrentTimestamp() >= deadline) {
       ereport(WARNING, (errmsg("%d of the sessions ended have not exited after %ld ms", static_cast<int>(remaining),
@@ -265,10 +265,10 @@ Datum connbudget_terminate_excess(PG_FUNCTION_ARGS) {
   SPI_finish();
 
   wait_for_exit(state, {ended, ended_count});
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   const std::int32_t remaining = excess_now(target, {ended, ended_count});
   for (const Member& member : target.members) why.unseen += !seen[member.slot] && still_active(member);
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   if (remaining > 0) report_shortfall(target, remaining, why, include_in_transaction);
   return static_cast<Datum>(0);
 }
@@ -281,14 +281,14 @@ Datum set_paused(FunctionCallInfo fcinfo, bool paused) {
   const char* name = text_to_cstring(PG_GETARG_TEXT_PP(0));  // STRICT
   const TimestampTz now = GetCurrentTimestamp();
   Wakeups wakeups(wakeup_buffer());
-  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  LWLockAcquire(&state.lock, LW_EXCLUSIVE);
   const std::int32_t budget = ledger().find(name);
   const bool changeable = budget != kNoBudget && budget != kExemptBudget;
   const bool was_paused = changeable && ledger().budgets()[budget].paused;
   const OnFull on_full = changeable ? ledger().limits_of(budget).on_full : OnFull::Reject;
   const std::int32_t active = changeable ? ledger().budgets()[budget].active : 0;
   if (changeable) ledger().set_paused(budget, paused, now, wakeups);
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   wake_sessions(wakeups);
 
   if (budget == kNoBudget) report_unknown_budget(name);

@@ -55,9 +55,9 @@ void release_session(int, Datum) {
   if (booked_session < 0 || !state) return;
   Wakeups wakeups(wakeup_buffer());
   const TimestampTz now = GetCurrentTimestamp();
-  LWLockAcquire(state->lock, LW_EXCLUSIVE);
+  LWLockAcquire(&state->lock, LW_EXCLUSIVE);
   ledger().release(booked_session, now, wakeups);
-  LWLockRelease(state->lock);
+  LWLockRelease(&state->lock);
   booked_session = -1;
   wake_sessions(wakeups);
 }
@@ -76,15 +76,15 @@ Outcome admit(SharedState& state, Login& login) {
     Classification classification;
     std::optional<std::uint64_t> classified_at;  // the generation it was classified against
     if (!login.exempt) {
-      LWLockAcquire(state.lock, LW_SHARED);
+      LWLockAcquire(&state.lock, LW_SHARED);
       classified_at = ledger().header().generation;
       classification = ledger().classify(login.attributes, login.exempt);
-      LWLockRelease(state.lock);
+      LWLockRelease(&state.lock);
     }
-    LWLockAcquire(state.lock, LW_EXCLUSIVE);
+    LWLockAcquire(&state.lock, LW_EXCLUSIVE);
     Ledger& books = ledger();
     if (books.header().uses_role_groups && !login.has_groups) {
-      LWLockRelease(state.lock);  // the configuration changed meanwhile
+      LWLockRelease(&state.lock);  // the configuration changed meanwhile
       login.add_groups();
       continue;
     }
@@ -106,7 +106,7 @@ Outcome admit(SharedState& state, Login& login) {
       }
       if (!refuses(a.verdict)) booked_session = my_session_slot();
     }
-    LWLockRelease(state.lock);
+    LWLockRelease(&state.lock);
     wake_sessions(wakeups);
     return outcome;
   }
@@ -127,14 +127,14 @@ long wait_limit_ms(const Admission& queued, bool* capped) {
 // whether to log that in *log).
 SessionPhase waiting_phase(SharedState& state, int session, FixedString<kNameMax>* displaced_by,
                            LogLimiter::Decision* log) {
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   const SessionState& slot = ledger().sessions()[session];
   const SessionPhase phase = slot.phase;
   const TimestampTz granted_at = slot.granted_us;
   if (phase == SessionPhase::Displaced && slot.displaced_by != kNoBudget)
     *displaced_by = ledger().budgets()[slot.displaced_by].definition.name;
   if (phase == SessionPhase::Displaced) *log = slot.displaced_log;
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   if (phase == SessionPhase::Active) {
     const long long waited_us = GetCurrentTimestamp() - granted_at;
     state.handoff.record(static_cast<std::uint64_t>(std::max(0LL, waited_us)) * 1000);
@@ -148,7 +148,7 @@ SessionPhase waiting_phase(SharedState& state, int session, FixedString<kNameMax
 Departed leave_queue(SharedState& state, int session, Departure why, Outcome* queued) {
   Wakeups wakeups(wakeup_buffer());
   const TimestampTz now = GetCurrentTimestamp();
-  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  LWLockAcquire(&state.lock, LW_EXCLUSIVE);
   // Terminated or canceled: not admitted even if the slot came meanwhile.
   const Departed departed = why == Departure::Terminated || why == Departure::Canceled
                                 ? ledger().forgo_grant(session, why, now, wakeups)
@@ -164,7 +164,7 @@ Departed leave_queue(SharedState& state, int session, Departure why, Outcome* qu
     queued->admission.paused = budget.paused;
     queued->admission.log = departed.log;
   }
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   wake_sessions(wakeups);
   return departed;
 }
@@ -245,6 +245,7 @@ void on_client_authentication(Port* port, int status) {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - then).count());
   };
   const Clock::time_point started = Clock::now();
+  map_hot_window();
   Login login = login_from_port(*port);
   // A login PostgreSQL is about to refuse takes no place: it goes on to that error.
   const bool doomed = postgres_will_refuse(login);

@@ -37,15 +37,16 @@ bool explain_reclaim(ErrorData* edata) {
   if (slot.phase != SessionPhase::Active || slot.pid != MyProcPid || !slot.reclaimed) return false;
   const double idle_s = static_cast<double>(slot.reclaimed_idle_us) / 1e6;
   const double after_s = slot.reclaimed_after_ms / 1000.0;
+  const ReclaimNames& names = ledger().reclaim_names(session);
   edata->message = psprintf("terminating idle connection for a login waiting in connection budget \"%s\"",
-                            slot.reclaimed_for_name.c_str());
+                            names.for_budget.c_str());
   edata->message_id = edata->message;
   edata->detail = psprintf("This session of connection budget \"%s\" had been idle for %.1f s, outside any "
                            "transaction; the budget's idle_reclaim is %.1f s.",
-                           slot.reclaimed_budget_name.c_str(), idle_s, after_s);
+                           names.own_budget.c_str(), idle_s, after_s);
   edata->detail_log = psprintf("Session of connection budget \"%s\" idle for %.1f s (idle_reclaim %.1f s) ended "
                                "for a waiting login; application_name \"%s\", role \"%s\", database \"%s\".",
-                               slot.reclaimed_budget_name.c_str(), idle_s, after_s, slot.application_name.c_str(),
+                               names.own_budget.c_str(), idle_s, after_s, slot.application_name.c_str(),
                                slot.role_name.c_str(), slot.database_name.c_str());
   edata->hint = pstrdup("Connection pools open a new connection when they need one; idle_reclaim in "
                         "connbudget.budgets sets how long a session may stay idle while logins wait.");

@@ -24,7 +24,16 @@ extern "C" {
 namespace connbudget::pg {
 namespace {
 
-constexpr const char* kTrancheName = "pg_connbudget";
+constexpr const char* kName = "pg_connbudget";  // the block and the lock's tranche
+
+// A new backend pays a page fault for each shared page it first touches. A read fault maps
+// the pages around it too (Linux's fault-around: the 64 KB window, aligned, that holds it),
+// a write fault only its own. What every login touches (this state with the lock and the
+// latency histograms, then the ledger's header, its index filters, the session slots and
+// the first budget slots) starts such a window, and the login reads it before it writes
+// there (map_hot_window()).
+constexpr std::size_t kHotWindow = 64 * 1024;
+constexpr std::size_t kStateBytes = TYPEALIGN(alignof(std::max_align_t), sizeof(SharedState));
 
 SharedState* state = nullptr;
 std::optional<Ledger> ledger_view;
@@ -33,30 +42,34 @@ shmem_startup_hook_type previous_startup_hook = nullptr;
 
 std::size_t ledger_bytes() { return Ledger::bytes_needed(max_budgets, MaxBackends); }
 
+// The state and the ledger after it, with room to start them on a window's boundary.
+std::size_t block_bytes() { return add_size(kHotWindow + kStateBytes, ledger_bytes()); }
+
 void request_memory() {
   if (previous_request_hook) previous_request_hook();
-  RequestAddinShmemSpace(add_size(sizeof(SharedState), ledger_bytes()));
-  RequestNamedLWLockTranche(kTrancheName, 1);
+  RequestAddinShmemSpace(block_bytes());
 }
 
 void attach_memory() {
   if (previous_startup_hook) previous_startup_hook();
   LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-  bool found_state = false, found_ledger = false;
-  state = static_cast<SharedState*>(ShmemInitStruct("pg_connbudget", sizeof(SharedState), &found_state));
-  void* block = ShmemInitStruct("pg_connbudget ledger", ledger_bytes(), &found_ledger);
-  ledger_view.emplace(block, max_budgets, MaxBackends);
-  if (!found_state) {
+  bool found = false;
+  void* block = ShmemInitStruct(kName, block_bytes(), &found);
+  auto* start = reinterpret_cast<char*>(TYPEALIGN(kHotWindow, block));
+  state = reinterpret_cast<SharedState*>(start);
+  ledger_view.emplace(start + kStateBytes, max_budgets, MaxBackends);
+  if (!found) {
     std::memset(static_cast<void*>(state), 0, sizeof(SharedState));
-    state->lock = &(GetNamedLWLockTranche(kTrancheName))->lock;
+    LWLockInitialize(&state->lock, LWLockNewTrancheId());
     pg_atomic_init_u64(&state->changes, 0);
     pg_atomic_init_u64(&state->reload_requests, 0);
     new (&state->login_checks) LatencyHistogram();
     new (&state->admission_cost) LatencyHistogram();
     new (&state->handoff) LatencyHistogram();
     state->latency_reset = GetCurrentTimestamp();
+    ledger_view->initialize(GetCurrentTimestamp());
   }
-  if (!found_ledger) ledger_view->initialize(GetCurrentTimestamp());
+  LWLockRegisterTranche(state->lock.tranche, kName);
   LWLockRelease(AddinShmemInitLock);
   if (!IsUnderPostmaster) restore_saved_counters();
 }
@@ -71,6 +84,10 @@ void request_shared_state() {
 }
 
 SharedState* shared_state() { return state; }
+
+void map_hot_window() {
+  if (state) (void)*reinterpret_cast<volatile const char*>(state);
+}
 
 Ledger& ledger() { return *ledger_view; }
 
@@ -108,7 +125,7 @@ MemoryUse memory_use() {
       history_size == 0 ? 0
                         : History::bytes_needed(history_size, 2 * kStep) - History::bytes_needed(history_size, kStep);
   return MemoryUse{
-      .total = sizeof(SharedState) + ledger_bytes() + history_memory_bytes(),
+      .total = block_bytes() + history_memory_bytes(),
       .per_budget = (Ledger::bytes_needed(2 * kStep, 1) - Ledger::bytes_needed(kStep, 1) + history_per_budget) / kStep,
       .per_session = (Ledger::bytes_needed(1, 2 * kStep) - Ledger::bytes_needed(1, kStep)) / kStep,
   };
@@ -116,9 +133,9 @@ MemoryUse memory_use() {
 
 void wake_worker() {
   if (!state) return;
-  LWLockAcquire(state->lock, LW_SHARED);
+  LWLockAcquire(&state->lock, LW_SHARED);
   if (state->worker_latch) SetLatch(state->worker_latch);
-  LWLockRelease(state->lock);
+  LWLockRelease(&state->lock);
 }
 
 }  // namespace connbudget::pg

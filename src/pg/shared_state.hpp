@@ -1,4 +1,4 @@
-// The extension's shared memory: the ledger (core/ledger.hpp) and, beside it, what the
+// The extension's shared memory: the ledger (core/ledger.hpp) and, before it, what the
 // server side needs: the one LWLock, the worker's identity and load status, the wake-up
 // counters, and the latency histograms (admission cost, queue handoff). Sized at postmaster
 // start; rebuilt empty after a crash restart (no backend survives one, so empty books are
@@ -23,7 +23,7 @@ namespace connbudget::pg {
 inline constexpr int kErrorLength = 512;
 
 struct SharedState {
-  LWLock* lock;  // guards the ledger and every plain field below; atomics need no lock
+  LWLock lock;  // guards the ledger and every plain field below; atomics need no lock
 
   // The background worker, as it announced itself.
   pid_t worker_pid;
@@ -56,6 +56,10 @@ void request_shared_state();
 
 // Null unless the library was preloaded and shared memory is attached.
 SharedState* shared_state();
+
+// Maps the shared pages every login touches into this process at once (one read fault);
+// the login path calls it first.
+void map_hot_window();
 
 // The ledger in shared memory; only valid when shared_state() is not null.
 Ledger& ledger();

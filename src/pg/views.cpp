@@ -60,16 +60,16 @@ BudgetsCopy copy_budgets(SharedState& state) {
   BudgetsCopy copy;
   std::size_t allocated = 0;
   for (;;) {
-    LWLockAcquire(state.lock, LW_SHARED);
+    LWLockAcquire(&state.lock, LW_SHARED);
     copy.count = ledger().status_count();
     if (copy.count <= allocated) {
       copy.server = ledger().header();
       std::size_t i = 0;
       ledger().visit_in_status_order([&](std::int32_t slot) { copy.budgets[i++] = ledger().budgets()[slot]; });
-      LWLockRelease(state.lock);
+      LWLockRelease(&state.lock);
       return copy;
     }
-    LWLockRelease(state.lock);
+    LWLockRelease(&state.lock);
     copy.budgets = static_cast<BudgetState*>(palloc(sizeof(BudgetState) * copy.count));
     allocated = copy.count;
   }
@@ -163,13 +163,13 @@ Datum connbudget_sessions(PG_FUNCTION_ARGS) {
   const std::size_t slots = ledger().sessions().size();
   auto* sessions = static_cast<SessionState*>(palloc(sizeof(SessionState) * (slots + 1)));
   auto* names = static_cast<FixedString<kNameMax>*>(palloc(sizeof(FixedString<kNameMax>) * (slots + 1)));
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   for (std::size_t i = 0; i < slots; ++i) {
     sessions[i] = ledger().sessions()[i];
     if (sessions[i].phase != SessionPhase::Free)
       new (&names[i]) FixedString<kNameMax>(ledger().budgets()[sessions[i].budget].definition.name);
   }
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
 
   const TimestampTz now = GetCurrentTimestamp();
   for (std::size_t i = 0; i < slots; ++i) {
@@ -196,7 +196,7 @@ Datum connbudget_worker(PG_FUNCTION_ARGS) {
   SharedState& state = require_shared_state();
   InitMaterializedSRF(fcinfo, 0);
 
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   const pid_t pid = state.worker_pid;
   const int budgets = state.budgets_loaded;
   const TimestampTz loaded_at = state.loaded_at, checked_at = state.checked_at;
@@ -208,7 +208,7 @@ Datum connbudget_worker(PG_FUNCTION_ARGS) {
   const int shortfall = state.reservation_shortfall;
   const MatchIndex::Summary index = ledger().index_summary();
   const bool indexed = ledger().header().index_current;
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   const MemoryUse memory = memory_use();
 
   ResultRow<15> row;
@@ -235,9 +235,9 @@ Datum connbudget_latency(PG_FUNCTION_ARGS) {
   SharedState& state = require_shared_state();
   InitMaterializedSRF(fcinfo, 0);
 
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   const TimestampTz since = state.latency_reset;
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   const std::pair<const char*, const LatencyHistogram*> measures[] = {
       {"login_checks", &state.login_checks}, {"admission", &state.admission_cost}, {"handoff", &state.handoff}};
   for (const auto& [name, histogram] : measures) {

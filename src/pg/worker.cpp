@@ -42,17 +42,17 @@ constexpr long kStandbyRecheckMs = 1000;  // a standby's changes arrive by repla
 constexpr long kMaxConnectBackoffMs = 60000;
 
 void announce(SharedState& state) {
-  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  LWLockAcquire(&state.lock, LW_EXCLUSIVE);
   if (state.worker_connecting) ++state.worker_connect_failures;  // the last attempt died
   state.worker_connecting = false;
   state.worker_pid = MyProcPid;
   state.worker_latch = MyLatch;
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
 }
 
 void forget(int, Datum) {
   SharedState& state = *shared_state();
-  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  LWLockAcquire(&state.lock, LW_EXCLUSIVE);
   if (state.worker_connecting) {
     std::snprintf(state.last_error, sizeof state.last_error,
                   "could not connect to database \"%s\" (connbudget.database); see the server log",
@@ -64,16 +64,16 @@ void forget(int, Datum) {
   }
   state.worker_pid = 0;
   state.worker_latch = nullptr;
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
 }
 
 // After failed attempts to connect, waits 1, 2, 4 ... up to 60 seconds before the next;
 // connbudget.reload() cuts the wait short. A new process starts with its latch set, and
 // other wake-ups (commits, waiting logins) do not end the wait either.
 void back_off(SharedState& state) {
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   const int failures = state.worker_connect_failures;
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   if (failures == 0) return;
   const long delay = std::min(kMaxConnectBackoffMs, 1000L << std::min(failures - 1, 16));
   const uint64 reloads = pg_atomic_read_u64(&state.reload_requests);
@@ -88,16 +88,16 @@ void back_off(SharedState& state) {
 }
 
 void set_connecting(SharedState& state, bool connecting) {
-  LWLockAcquire(state.lock, LW_EXCLUSIVE);
+  LWLockAcquire(&state.lock, LW_EXCLUSIVE);
   state.worker_connecting = connecting;
   if (!connecting) state.worker_connect_failures = 0;
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
 }
 
 bool last_load_failed(SharedState& state) {
-  LWLockAcquire(state.lock, LW_SHARED);
+  LWLockAcquire(&state.lock, LW_SHARED);
   const bool failed = state.last_error[0] != '\0';
-  LWLockRelease(state.lock);
+  LWLockRelease(&state.lock);
   return failed;
 }
 
@@ -108,9 +108,9 @@ TimestampTz summarise_held_back_lines(SharedState& state) {
   TimestampTz next_due = DT_NOEND;
   for (;;) {
     const TimestampTz now = GetCurrentTimestamp();
-    LWLockAcquire(state.lock, LW_EXCLUSIVE);
+    LWLockAcquire(&state.lock, LW_EXCLUSIVE);
     const std::size_t taken = ledger().take_suppressed(now, lines, &next_due);
-    LWLockRelease(state.lock);
+    LWLockRelease(&state.lock);
     for (std::size_t i = 0; i < taken; ++i)
       ereport(LOG, (errmsg("connection budget \"%s\": %lld more messages about its logins were not logged",
                            lines[i].budget.c_str(), static_cast<long long>(lines[i].count)),

@@ -200,3 +200,33 @@ TEST_F(MatchIndexTest, OnlyAnIndexBuiltFromTheAppliedDefinitionsGoesLive) {
   EXPECT_EQ(ledger_.index_summary().rules, 1);
   EXPECT_TRUE(agree(LoginAttributes{"gamma", "r", "d", {}, {}}));
 }
+
+TEST(MatchIndexScaleTest, AgreesWhenTheFilterHoldsMoreKeysThanItHasBitsForThree) {
+  // 50,000 keys in the 16 KB filter: one bit per key (three would pass more absent keys).
+  constexpr int kBudgets = 50'000;
+  std::vector<std::max_align_t> block(Ledger::bytes_needed(kBudgets, 1) / sizeof(std::max_align_t) + 1);
+  std::vector<std::int32_t> scratch(Ledger::scratch_entries(kBudgets, 1)), buffer(1);
+  Ledger ledger(block.data(), kBudgets, 1);
+  ledger.initialize(1);
+  std::vector<BudgetDefinition> definitions;
+  for (int i = 0; i < kBudgets; ++i)
+    definitions.push_back(budget("b" + std::to_string(i), (i % 2 ? "svc" : "app_") + std::to_string(i) + (i % 2 ? "" : "-%"), 1));
+  std::vector<MatchIndex::BuildEntry> entries(definitions.size());
+  const Ledger::PreparedIndex index = ledger.prepare_index(definitions, entries);
+  ASSERT_TRUE(index.built);
+  Wakeups wakeups(buffer);
+  ledger.reconfigure(definitions, Policy{}, scratch, 2, wakeups);
+  ledger.publish_index(index, definitions);
+  ASSERT_EQ(ledger.index_summary().rules, kBudgets);
+  std::mt19937 rng(50000);
+  for (int i = 0; i < 2000; ++i) {
+    const int n = static_cast<int>(rng() % (2 * kBudgets));  // half of them match no budget
+    const std::string name = (n % 2 ? "svc" : "app_") + std::to_string(n) + (n % 2 ? "" : "-worker");
+    const LoginAttributes login{name, "r", "d", {}, {}};
+    const Classification indexed = ledger.classify(login, false);
+    ASSERT_EQ(indexed.budget, n < kBudgets ? ledger.find("b" + std::to_string(n)) : kDefaultBudget) << name;
+    if (i < 100) {
+      ASSERT_EQ(indexed.budget, ledger.classify_by_scan(login, false).budget) << name;
+    }
+  }
+}

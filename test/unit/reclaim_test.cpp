@@ -151,7 +151,7 @@ TEST_F(ReclaimTest, AReclaimForADeletedBudgetStillEndsButCountsForNobody) {
   ASSERT_TRUE(mark(plan({{0, 0}}).at(0)));
   configure({});  // w is deleted: its session and its waiter move to default
   EXPECT_EQ(ledger_.sessions()[0].reclaimed_for, kNoBudget);
-  EXPECT_EQ(ledger_.sessions()[0].reclaimed_for_name.view(), "w");  // what its message says
+  EXPECT_EQ(ledger_.reclaim_names(0).for_budget.view(), "w");  // what its message says
 }
 
 TEST_F(ReclaimTest, TheDefaultBudgetReclaimsWithItsSetting) {
