@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Admission at scale: what a login costs with 10 to 100,000 budgets. For each number of
 # budgets and each kind (application_name patterns 'app_<i>-%', exact application_names
-# 'svc<i>', roles 'tenant_<i>'), the login's budget is the last in position order. Prints,
-# by the medians of ROUNDS interleaved runs (without, with, with, without, ...), one line
-# per (budgets, kind, clients): logins/s with the library preloaded and without (pgbench
-# -C, a new connection per SELECT 1, on a second server that has no library), their ratio,
-# and the extension's own figures for those logins (connbudget.latency: 'admission' =
-# classify, decide, book; 'login_checks' = the role and PostgreSQL's checks, made first).
+# 'svc<i>', roles 'tenant_<i>'), the login's budget is the last in position order. Prints
+# one line per (budgets, kind, clients), by the medians of ROUNDS rounds. A round runs
+# pgbench -C (a new connection per SELECT 1) for RUN_SECONDS against both servers at once,
+# the one with the library preloaded and a second one without it, so that whatever else
+# the machine runs slows both alike: logins/s of each and their ratio (also its quartiles
+# over the rounds: how far the noise spreads it). Then LOGINS logins into the server with
+# the library alone give the extension's own figures (connbudget.latency: 'admission' =
+# classify, decide, book; 'login_checks' = the role and PostgreSQL's checks, made first,
+# whose page faults PostgreSQL then no longer takes).
 # Then, per number of budgets, COMMIT -> live (the worker's load of all of them, and of one
 # UPDATE, median of 5) and the shared memory connbudget.worker reports.
 #
 # As root on Debian 12 it installs what it needs, builds and installs the extension from a
 # copy of the tree and runs the servers as the "postgres" user; as any other user the
 # extension must be installed already. Settings (environment): PG_CONFIG, BUDGETS="10 1000
-# 10000 100000", KINDS="pattern exact role", CLIENTS="1 16", ROUNDS=4, LOGINS=1600.
+# 10000 100000", KINDS="pattern exact role", CLIENTS="1 16", ROUNDS=8, RUN_SECONDS=4, LOGINS=400.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_CONFIG=$(command -v "${PG_CONFIG:-pg_config}")
@@ -25,13 +28,15 @@ if [ "$(id -u)" = 0 ]; then
   chown -R postgres "$build"
   chmod 755 "$build"
   exec runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" BUDGETS="${BUDGETS:-}" KINDS="${KINDS:-}" \
-    CLIENTS="${CLIENTS:-}" ROUNDS="${ROUNDS:-}" LOGINS="${LOGINS:-}" bash "$build/bench/scale.sh"
+    CLIENTS="${CLIENTS:-}" ROUNDS="${ROUNDS:-}" RUN_SECONDS="${RUN_SECONDS:-}" LOGINS="${LOGINS:-}" \
+    bash "$build/bench/scale.sh"
 fi
 read -r -a budget_counts <<<"${BUDGETS:-10 1000 10000 100000}"
 read -r -a kinds <<<"${KINDS:-pattern exact role}"
 read -r -a client_counts <<<"${CLIENTS:-1 16}"
-rounds=${ROUNDS:-4}
-logins=${LOGINS:-1600}
+rounds=${ROUNDS:-8}
+run_seconds=${RUN_SECONDS:-4}
+logins=${LOGINS:-400}
 most=$(printf '%s\n' "${budget_counts[@]}" | sort -n | tail -n 1)  # connbudget.max_budgets (at most 100000)
 PATH="$("$PG_CONFIG" --bindir):$PATH"
 export LD_LIBRARY_PATH="$("$PG_CONFIG" --libdir)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -76,6 +81,11 @@ echo "SELECT 1;" >"$dir/select1.sql"
 
 on() { psql -X -At -q -v ON_ERROR_STOP=1 -p "${port[with]}" "$@"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+# The first and third quartiles of the values, as "q1-q3" (nearest rank).
+quartiles() {
+  printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {
+    q1 = int((NR + 3) / 4); q3 = int((3 * NR + 3) / 4); printf "%.3f-%.3f", a[q1], a[q3] }'
+}
 
 # Replaces every budget with $2 budgets of kind $1 in one transaction; prints COMMIT -> live, ms.
 load_budgets() {
@@ -112,10 +122,12 @@ SQL
   median "${times[@]}"
 }
 
-# One pgbench -C run against a side; prints logins/s. Fails loudly if pgbench does.
-run() {
+# pgbench -C against a side, for "-t LOGINS_PER_CLIENT" or "-T SECONDS"; prints logins/s.
+# Fails loudly if pgbench does.
+pgbench_logins() {
   local side=$1 clients=$2 app=$3 role=$4 out
-  if ! out=$(PGAPPNAME=$app pgbench -n -C -c "$clients" -j "$clients" -t $((logins / clients)) -f "$dir/select1.sql" \
+  shift 4
+  if ! out=$(PGAPPNAME=$app pgbench -n -C -c "$clients" -j "$clients" "$@" -f "$dir/select1.sql" \
     -p "${port[$side]}" -U "$role" postgres 2>&1); then
     echo "pgbench failed against the server $side pg_connbudget:" >&2
     echo "$out" | tail -n 5 >&2
@@ -124,8 +136,9 @@ run() {
   echo "$out" | awk '/^tps = / {print $3; exit}'
 }
 
-echo "$("$PG_CONFIG" --version), $(nproc) cores; pgbench -C, $logins logins per run, $rounds runs per side, medians"
-printf '%8s %-8s %7s %12s %12s %7s %10s %10s %10s %10s\n' budgets kind clients "without/s" "with/s" ratio \
+echo "$("$PG_CONFIG" --version), $(nproc) cores; pgbench -C; medians of $rounds rounds, each: both servers side by side" \
+  "for ${run_seconds} s (logins/s, ratio), then $logins logins into the one with pg_connbudget alone (its latency)"
+printf '%8s %-8s %7s %10s %10s %7s %12s %10s %10s %10s %10s\n' budgets kind clients "without/s" "with/s" ratio ratio_q1-q3 \
   adm_p50_us adm_p99_us chk_p50_us chk_p99_us
 declare -A bulk_ms update_ms
 for n in "${budget_counts[@]}"; do
@@ -141,26 +154,26 @@ for n in "${budget_counts[@]}"; do
     for clients in "${client_counts[@]}"; do
       with=() without=() ratios=() adm50=() adm99=() chk50=() chk99=()
       for round in $(seq "$rounds"); do
-        order=(without with)
-        (( round % 2 )) || order=(with without)
-        for side in "${order[@]}"; do
-          if [ "$side" = with ]; then
-            on -c "SELECT connbudget.reset_stats()" >/dev/null
-            rate=$(run with "$clients" "$app" "$role")
-            with+=("$rate")
-            read -r a50 a99 c50 c99 < <(on -F ' ' -c "SELECT
-                max(p50_us) FILTER (WHERE measure = 'admission'), max(p99_us) FILTER (WHERE measure = 'admission'),
-                max(p50_us) FILTER (WHERE measure = 'login_checks'), max(p99_us) FILTER (WHERE measure = 'login_checks')
-              FROM connbudget.latency")
-            adm50+=("$a50") adm99+=("$a99") chk50+=("$c50") chk99+=("$c99")
-          else
-            without+=("$(run without "$clients" "$app" "$role")")
-          fi
-        done
+        # Side by side: both servers for the same seconds at once, so that what else the
+        # machine runs slows both alike.
+        pgbench_logins with "$clients" "$app" "$role" -T "$run_seconds" >"$dir/with.rate" &
+        with_run=$!
+        pgbench_logins without "$clients" "$app" "$role" -T "$run_seconds" >"$dir/without.rate" &
+        wait "$with_run" && wait $! || exit 1
+        with+=("$(cat "$dir/with.rate")") without+=("$(cat "$dir/without.rate")")
         ratios+=("$(echo "${with[-1]} ${without[-1]}" | awk '{print $1 / $2}')")
+        # Alone: the extension's own figures, with no second server taking the cores.
+        on -c "SELECT connbudget.reset_stats()" >/dev/null
+        pgbench_logins with "$clients" "$app" "$role" -t $((logins / clients)) >/dev/null
+        read -r a50 a99 c50 c99 < <(on -F ' ' -c "SELECT
+            max(p50_us) FILTER (WHERE measure = 'admission'), max(p99_us) FILTER (WHERE measure = 'admission'),
+            max(p50_us) FILTER (WHERE measure = 'login_checks'), max(p99_us) FILTER (WHERE measure = 'login_checks')
+          FROM connbudget.latency")
+        adm50+=("$a50") adm99+=("$a99") chk50+=("$c50") chk99+=("$c99")
       done
-      printf '%8s %-8s %7s %12.0f %12.0f %7.3f %10.1f %10.1f %10.1f %10.1f\n' "$n" "$kind" "$clients" \
-        "$(median "${without[@]}")" "$(median "${with[@]}")" "$(median "${ratios[@]}")" "$(median "${adm50[@]}")" \
+      printf '%8s %-8s %7s %10.0f %10.0f %7.3f %12s %10.1f %10.1f %10.1f %10.1f\n' "$n" "$kind" "$clients" \
+        "$(median "${without[@]}")" "$(median "${with[@]}")" "$(median "${ratios[@]}")" "$(quartiles "${ratios[@]}")" \
+        "$(median "${adm50[@]}")" \
         "$(median "${adm99[@]}")" "$(median "${chk50[@]}")" "$(median "${chk99[@]}")"
     done
   done

@@ -26,8 +26,9 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include <time.h>
+
 #include <algorithm>
-#include <chrono>
 #include <optional>
 
 #include "pg/login_attributes.hpp"
@@ -44,8 +45,6 @@ namespace {
 // A queued login stops waiting this long before authentication_timeout ends it, so that
 // the client gets our message rather than a closed connection.
 constexpr long kAuthenticationTimeoutMarginMs = 250;
-
-using Clock = std::chrono::steady_clock;
 
 ClientAuthentication_hook_type previous_hook = nullptr;
 int booked_session = -1;  // the session slot this backend booked (active or waiting), or -1
@@ -241,24 +240,27 @@ void on_client_authentication(Port* port, int status) {
   // Only successful logins of ordinary backends count; walsenders never do.
   if (status != STATUS_OK || am_walsender || !state || MyBackendType != B_BACKEND) return;
 
-  const auto nanoseconds_since = [](Clock::time_point then) {
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - then).count());
+  // The monotonic clock in nanoseconds (clock_gettime: no system call).
+  const auto now_ns = [] {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec);
   };
-  const Clock::time_point started = Clock::now();
+  const std::uint64_t started = now_ns();
   map_hot_window();
   Login login = login_from_port(*port);
   // A login PostgreSQL is about to refuse takes no place: it goes on to that error.
   const bool doomed = postgres_will_refuse(login);
-  state->login_checks.record(nanoseconds_since(started));
+  const std::uint64_t admitting = now_ns();
+  state->login_checks.record(admitting - started);
   if (doomed) return;
-  const Clock::time_point admitting = Clock::now();
   static bool release_registered = false;
   if (!release_registered) {
     before_shmem_exit(release_session, 0);
     release_registered = true;
   }
   Outcome outcome = admit(*state, login);
-  state->admission_cost.record(nanoseconds_since(admitting));
+  state->admission_cost.record(now_ns() - admitting);
   report_mismatch(outcome, login.attributes);
   const Verdict verdict = outcome.admission.verdict;
   if (verdict == Verdict::Queue)
