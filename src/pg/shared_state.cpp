@@ -29,7 +29,7 @@ constexpr const char* kName = "pg_connbudget";  // the block and the lock's tran
 // A new backend pays a page fault for each shared page it first touches. A read fault maps
 // the pages around it too (Linux's fault-around: the 64 KB window, aligned, that holds it),
 // a write fault only its own. What every login touches (this state with the lock and the
-// latency histograms, then the ledger's header, its index filters, the session slots and
+// latency histograms, then the ledger's header, the live index filter, the session slots and
 // the first budget slots) starts such a window, and the login reads it before it writes
 // there (map_hot_window()).
 constexpr std::size_t kHotWindow = 64 * 1024;
