@@ -16,7 +16,12 @@
 # As root on Debian 12 it installs what it needs, builds and installs the extension from a
 # copy of the tree and runs the servers as the "postgres" user; as any other user the
 # extension must be installed already. Settings (environment): PG_CONFIG, BUDGETS="10 1000
-# 10000 100000", KINDS="pattern exact role", CLIENTS="1 16", ROUNDS=8, RUN_SECONDS=4, LOGINS=400.
+# 10000 100000", KINDS="pattern exact role", CLIENTS="1 16", ROUNDS=8, RUN_SECONDS=4, LOGINS=400,
+# HUGE_PAGES (PostgreSQL's huge_pages for both servers; unset: its default, try). With
+# HUGE_PAGES=on, as root, it reserves the huge pages both servers need (vm.nr_hugepages) and
+# gives them back at the end. A new backend pays a page fault for each shared page it first
+# touches; with huge pages one fault maps 2 MB, so logins cost less with or without the
+# extension, and admission's faults (its budget's slot, one bucket) cost less.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_CONFIG=$(command -v "${PG_CONFIG:-pg_config}")
@@ -27,9 +32,18 @@ if [ "$(id -u)" = 0 ]; then
   make -s -C "$build" -j"$(nproc)" PG_CONFIG="$PG_CONFIG" install >/dev/null
   chown -R postgres "$build"
   chmod 755 "$build"
-  exec runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" BUDGETS="${BUDGETS:-}" KINDS="${KINDS:-}" \
+  if [ "${HUGE_PAGES:-}" = on ]; then
+    # Two servers of about 160 MB (shared_buffers and the rest) plus about 1.1 KB per budget
+    # of connbudget.max_budgets each, in 2 MB pages, with room to spare.
+    most=$(printf '%s\n' ${BUDGETS:-100000} | sort -n | tail -n 1)
+    reserved_before=$(cat /proc/sys/vm/nr_hugepages)
+    trap 'echo "$reserved_before" >/proc/sys/vm/nr_hugepages' EXIT
+    echo $((reserved_before + 2 * ((160 + most * 11 / 10240) / 2 + 16))) >/proc/sys/vm/nr_hugepages
+  fi
+  runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" BUDGETS="${BUDGETS:-}" KINDS="${KINDS:-}" \
     CLIENTS="${CLIENTS:-}" ROUNDS="${ROUNDS:-}" RUN_SECONDS="${RUN_SECONDS:-}" LOGINS="${LOGINS:-}" \
-    bash "$build/bench/scale.sh"
+    HUGE_PAGES="${HUGE_PAGES:-}" bash "$build/bench/scale.sh"
+  exit
 fi
 read -r -a budget_counts <<<"${BUDGETS:-10 1000 10000 100000}"
 read -r -a kinds <<<"${KINDS:-pattern exact role}"
@@ -57,6 +71,7 @@ listen_addresses = ''
 unix_socket_directories = '$dir'
 port = ${port[$side]}
 CONF
+  [ -n "${HUGE_PAGES:-}" ] && echo "huge_pages = $HUGE_PAGES" >>"$dir/$side/postgresql.conf"
   [ "$side" = with ] && cat >>"$dir/$side/postgresql.conf" <<CONF
 shared_preload_libraries = 'pg_connbudget'
 connbudget.max_budgets = $most
@@ -136,8 +151,10 @@ pgbench_logins() {
   echo "$out" | awk '/^tps = / {print $3; exit}'
 }
 
-echo "$("$PG_CONFIG" --version), $(nproc) cores; pgbench -C; medians of $rounds rounds, each: both servers side by side" \
-  "for ${run_seconds} s (logins/s, ratio), then $logins logins into the one with pg_connbudget alone (its latency)"
+echo "$("$PG_CONFIG" --version), $(nproc) cores, huge_pages ${HUGE_PAGES:-try (the default)}$(
+  on -c "SELECT ' (' || current_setting('huge_pages_status', true) || ')'"); pgbench -C; medians of $rounds rounds," \
+  "each: both servers side by side for ${run_seconds} s (logins/s, ratio), then $logins logins into the one with" \
+  "pg_connbudget alone (its latency)"
 printf '%8s %-8s %7s %10s %10s %7s %12s %10s %10s %10s %10s\n' budgets kind clients "without/s" "with/s" ratio ratio_q1-q3 \
   adm_p50_us adm_p99_us chk_p50_us chk_p99_us
 declare -A bulk_ms update_ms
