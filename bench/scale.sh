@@ -25,6 +25,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_CONFIG=$(command -v "${PG_CONFIG:-pg_config}")
+read -r -a budget_counts <<<"${BUDGETS:-10 1000 10000 100000}"
+most=$(printf '%s\n' "${budget_counts[@]}" | sort -n | tail -n 1)  # connbudget.max_budgets (at most 100000)
 if [ "$(id -u)" = 0 ]; then
   bash scripts/install-deps.sh >/dev/null
   build=$(mktemp -d /tmp/pg_connbudget-scale.XXXXXX)
@@ -35,7 +37,6 @@ if [ "$(id -u)" = 0 ]; then
   if [ "${HUGE_PAGES:-}" = on ]; then
     # Two servers of about 160 MB (shared_buffers and the rest) plus about 1.1 KB per budget
     # of connbudget.max_budgets each, in 2 MB pages, with room to spare.
-    most=$(printf '%s\n' ${BUDGETS:-100000} | sort -n | tail -n 1)
     reserved_before=$(cat /proc/sys/vm/nr_hugepages)
     trap 'echo "$reserved_before" >/proc/sys/vm/nr_hugepages' EXIT
     echo $((reserved_before + 2 * ((160 + most * 11 / 10240) / 2 + 16))) >/proc/sys/vm/nr_hugepages
@@ -45,13 +46,11 @@ if [ "$(id -u)" = 0 ]; then
     HUGE_PAGES="${HUGE_PAGES:-}" bash "$build/bench/scale.sh"
   exit
 fi
-read -r -a budget_counts <<<"${BUDGETS:-10 1000 10000 100000}"
 read -r -a kinds <<<"${KINDS:-pattern exact role}"
 read -r -a client_counts <<<"${CLIENTS:-1 16}"
 rounds=${ROUNDS:-8}
 run_seconds=${RUN_SECONDS:-4}
 logins=${LOGINS:-400}
-most=$(printf '%s\n' "${budget_counts[@]}" | sort -n | tail -n 1)  # connbudget.max_budgets (at most 100000)
 PATH="$("$PG_CONFIG" --bindir):$PATH"
 export LD_LIBRARY_PATH="$("$PG_CONFIG" --libdir)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 dir=$(mktemp -d /tmp/pg_connbudget-scale-run.XXXXXX)
