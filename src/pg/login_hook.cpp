@@ -22,6 +22,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
@@ -29,7 +30,9 @@ extern "C" {
 #include <time.h>
 
 #include <algorithm>
+#include <new>
 #include <optional>
+#include <span>
 
 #include "pg/login_attributes.hpp"
 #include "pg/login_checks.hpp"
@@ -47,24 +50,32 @@ namespace {
 constexpr long kAuthenticationTimeoutMarginMs = 250;
 
 ClientAuthentication_hook_type previous_hook = nullptr;
-int booked_session = -1;  // the session slot this backend booked (active or waiting), or -1
 
-void release_session(int, Datum) {
+// What this backend booked, and where its wake-ups are listed. Kept in TopMemoryContext
+// and passed along, not in the module's own variables: a new backend's first write to the
+// module's data page copies that page, one more page fault on every login.
+struct Booking {
+  int session = -1;  // the session slot booked (active or waiting), or -1
+  std::span<std::int32_t> wakeups;
+};
+
+void release_session(int, Datum arg) {
   SharedState* state = shared_state();
-  if (booked_session < 0 || !state) return;
-  Wakeups wakeups(wakeup_buffer());
+  Booking& booking = *static_cast<Booking*>(static_cast<void*>(DatumGetPointer(arg)));
+  if (booking.session < 0 || !state) return;
+  Wakeups wakeups(booking.wakeups);
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(&state->lock, LW_EXCLUSIVE);
-  ledger().release(booked_session, now, wakeups);
+  ledger().release(booking.session, now, wakeups);
   LWLockRelease(&state->lock);
-  booked_session = -1;
+  booking.session = -1;
   wake_sessions(wakeups);
 }
 
-Outcome admit(SharedState& state, Login& login) {
+Outcome admit(SharedState& state, Login& login, Booking& booking) {
   const Policy policy = current_policy();
   const TimestampTz now = GetCurrentTimestamp();
-  Wakeups wakeups(wakeup_buffer());
+  Wakeups wakeups(booking.wakeups);
   // Read without the lock, so the usual case takes it once; rechecked under it. (Counted in
   // `admission`: only logins of servers with "+role" budgets look their groups up.)
   if (ledger().header().uses_role_groups) login.add_groups();
@@ -103,7 +114,7 @@ Outcome admit(SharedState& state, Login& login) {
         outcome.mismatched_role = rule.role_name;
         outcome.mismatched_role_is_group = rule.role_is_group;
       }
-      if (!refuses(a.verdict)) booked_session = my_session_slot();
+      if (!refuses(a.verdict)) booking.session = my_session_slot();
     }
     LWLockRelease(&state.lock);
     wake_sessions(wakeups);
@@ -144,8 +155,9 @@ SessionPhase waiting_phase(SharedState& state, int session, FixedString<kNameMax
 // Leaves the queue, unless its slot was granted or its place given away first (the caller
 // sees which on its next look). Refreshes what the messages say: a reload may have moved
 // the waiter to another budget.
-Departed leave_queue(SharedState& state, int session, Departure why, Outcome* queued) {
-  Wakeups wakeups(wakeup_buffer());
+Departed leave_queue(SharedState& state, Booking& booking, Departure why, Outcome* queued) {
+  const int session = booking.session;
+  Wakeups wakeups(booking.wakeups);
   const TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(&state.lock, LW_EXCLUSIVE);
   // Terminated or canceled: not admitted even if the slot came meanwhile.
@@ -153,7 +165,7 @@ Departed leave_queue(SharedState& state, int session, Departure why, Outcome* qu
                                 ? ledger().forgo_grant(session, why, now, wakeups)
                                 : ledger().leave_queue(session, why, now, wakeups);
   if (departed.outcome == Departed::Outcome::Left) {
-    booked_session = -1;
+    booking.session = -1;
     const BudgetState& budget = ledger().budgets()[departed.budget];
     queued->budget = budget.definition.name;
     queued->admission.budget = departed.budget;
@@ -181,8 +193,8 @@ std::optional<Departure> interruption() {
 // passes (for a budget that refuses, the grace: then refused as full), the client goes
 // away or the backend is terminated or canceled (FATAL). Postmaster death
 // ends the process; the release callback then takes the login out of the queue.
-void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& login) {
-  const int session = my_session_slot();
+void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& login, Booking& booking) {
+  const int session = booking.session;
   // InitPostgres took a snapshot before authentication; do not hold back VACUUM's horizon
   // while we wait (the next catalog access takes a fresh one).
   InvalidateCatalogSnapshot();
@@ -211,7 +223,7 @@ void wait_for_slot(SharedState& state, Outcome& queued, const LoginAttributes& l
     const TimestampTz now = GetCurrentTimestamp();
     if (departure || now >= deadline) {
       if (!departure) departure = Departure::TimedOut;
-      const Departed left = leave_queue(state, session, *departure, &queued);
+      const Departed left = leave_queue(state, booking, *departure, &queued);
       if (left.outcome == Departed::Outcome::Granted) break;
       if (left.outcome == Departed::Outcome::Displaced) continue;  // reported at the top
       FreeWaitEventSet(events);
@@ -254,17 +266,15 @@ void on_client_authentication(Port* port, int status) {
   const std::uint64_t admitting = now_ns();
   state->login_checks.record(admitting - started);
   if (doomed) return;
-  static bool release_registered = false;
-  if (!release_registered) {
-    before_shmem_exit(release_session, 0);
-    release_registered = true;
-  }
-  Outcome outcome = admit(*state, login);
+  // (PostgreSQL authenticates a backend once: this runs once per process.)
+  auto* booking = new (MemoryContextAlloc(TopMemoryContext, sizeof(Booking))) Booking{-1, new_wakeup_buffer()};
+  before_shmem_exit(release_session, PointerGetDatum(booking));
+  Outcome outcome = admit(*state, login, *booking);
   state->admission_cost.record(now_ns() - admitting);
   report_mismatch(outcome, login.attributes);
   const Verdict verdict = outcome.admission.verdict;
   if (verdict == Verdict::Queue)
-    wait_for_slot(*state, outcome, login.attributes);  // returns once admitted
+    wait_for_slot(*state, outcome, login.attributes, *booking);  // returns once admitted
   else
     report(outcome, login.attributes);  // returns unless refused
   // Admitted by the budgets, from what the server really has free (or within its budget's

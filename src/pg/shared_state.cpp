@@ -110,11 +110,14 @@ void wake_sessions(const Wakeups& wakeups) {
   for (const std::int32_t session : wakeups.sessions()) SetLatch(&GetPGProcByNumber(session)->procLatch);
 }
 
+std::span<std::int32_t> new_wakeup_buffer() {
+  return {static_cast<std::int32_t*>(MemoryContextAlloc(TopMemoryContext, sizeof(std::int32_t) * MaxBackends)),
+          static_cast<std::size_t>(MaxBackends)};
+}
+
 std::span<std::int32_t> wakeup_buffer() {
-  static std::int32_t* buffer = nullptr;
-  if (!buffer)
-    buffer = static_cast<std::int32_t*>(MemoryContextAlloc(TopMemoryContext, sizeof(std::int32_t) * MaxBackends));
-  return {buffer, static_cast<std::size_t>(MaxBackends)};
+  static const std::span<std::int32_t> buffer = new_wakeup_buffer();
+  return buffer;
 }
 
 MemoryUse memory_use() {

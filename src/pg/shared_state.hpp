@@ -86,7 +86,10 @@ void wake_worker();
 void wake_sessions(const Wakeups& wakeups);
 
 // Process-local memory for a Wakeups (one entry per session slot); allocate it before
-// taking the lock.
+// taking the lock. wakeup_buffer() is this process's one buffer (allocated at its first
+// call); new_wakeup_buffer() allocates another in TopMemoryContext, for callers that must
+// not write the module's own variables (the login path: see login_hook.cpp).
 std::span<std::int32_t> wakeup_buffer();
+std::span<std::int32_t> new_wakeup_buffer();
 
 }  // namespace connbudget::pg

@@ -11,9 +11,12 @@ extern "C" {
 #include "postmaster/postmaster.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
+#include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/wait_event.h"
 }
+
+#include <new>
 
 #include "pg/version_compat.hpp"
 
@@ -101,47 +104,45 @@ bool ServerBackends::at_least(std::int32_t n) const noexcept {
 
 namespace {
 
-// The settings skip_reserved_slots_check() zeroed, and the callback that puts them back.
-int saved_superuser_reserved = -1;
-#if PG_VERSION_NUM >= 160000
-int saved_reserved_connections = -1;
-#endif
+// The settings skip_reserved_slots_check() zeroed, until the callback puts them back
+// (superuser -1: nothing to put back). In TopMemoryContext, not in the module's variables:
+// a new backend's first write to the module's data page copies that page.
+struct SavedReservations {
+  int superuser = -1;
+  int reserved = -1;  // 16+
+};
 
-void restore_reserved_slots(XactEvent, void*) {
-  if (saved_superuser_reserved < 0) return;
+void restore_reserved_slots(XactEvent, void* arg) {
+  SavedReservations& saved = *static_cast<SavedReservations*>(arg);
+  if (saved.superuser < 0) return;
 #if PG_VERSION_NUM >= 160000
-  SuperuserReservedConnections = saved_superuser_reserved;
-  ReservedConnections = saved_reserved_connections;
+  SuperuserReservedConnections = saved.superuser;
+  ReservedConnections = saved.reserved;
 #else
-  ReservedBackends = saved_superuser_reserved;
+  ReservedBackends = saved.superuser;
 #endif
-  saved_superuser_reserved = -1;
+  saved.superuser = -1;
 #if PG_VERSION_NUM >= 160000
-  UnregisterXactCallback(restore_reserved_slots, nullptr);  // 16+ allows it from the callback
+  UnregisterXactCallback(restore_reserved_slots, arg);  // 16+ allows it from the callback
 #endif
+  // (On 15 a callback cannot unregister itself: it stays, doing nothing, for the session.)
 }
 
 }  // namespace
 
 void skip_reserved_slots_check() {
-  if (saved_superuser_reserved >= 0 || !IsTransactionState()) return;
+  if (!IsTransactionState()) return;
+  auto* saved = new (MemoryContextAlloc(TopMemoryContext, sizeof(SavedReservations))) SavedReservations();
 #if PG_VERSION_NUM >= 160000
-  saved_superuser_reserved = SuperuserReservedConnections;
-  saved_reserved_connections = ReservedConnections;
+  saved->superuser = SuperuserReservedConnections;
+  saved->reserved = ReservedConnections;
   SuperuserReservedConnections = 0;
   ReservedConnections = 0;
 #else
-  saved_superuser_reserved = ReservedBackends;
+  saved->superuser = ReservedBackends;
   ReservedBackends = 0;
 #endif
-#if PG_VERSION_NUM >= 160000
-  RegisterXactCallback(restore_reserved_slots, nullptr);
-#else
-  // On 15 a callback cannot unregister itself: it stays, doing nothing, for the session.
-  static bool registered = false;
-  if (!registered) RegisterXactCallback(restore_reserved_slots, nullptr);
-  registered = true;
-#endif
+  RegisterXactCallback(restore_reserved_slots, saved);
 }
 
 int connection_capacity() { return MaxConnections - kept_free_slots(); }
