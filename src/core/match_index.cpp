@@ -156,20 +156,32 @@ std::size_t MatchIndex::table_bytes(std::int32_t max_budgets) noexcept {
          aligned(static_cast<std::size_t>(max_budgets) * sizeof(Candidate));
 }
 
-MatchIndex::MatchIndex(void* header, void* table, std::int32_t max_budgets) noexcept {
-  header_ = static_cast<Header*>(header);
+MatchIndex::MatchIndex(void* header, void* table, std::int32_t max_budgets) noexcept
+    : header_(static_cast<Header*>(header)), table_block_(table), max_budgets_(max_budgets) {
   filter_ = {reinterpret_cast<std::uint64_t*>(static_cast<unsigned char*>(header) + aligned(sizeof(Header))),
              filter_bits(max_budgets) / 64};
-  auto* bytes = static_cast<unsigned char*>(table);
-  postings_ = {reinterpret_cast<Candidate*>(bytes), static_cast<std::size_t>(max_budgets)};
+  view_lists(header_->compact ? static_cast<std::size_t>(header_->rules) : 0);
+}
+
+void MatchIndex::view_lists(std::size_t rules) noexcept {
+  if (header_->compact) {
+    auto* bytes = reinterpret_cast<unsigned char*>(filter_.data());
+    postings_ = {reinterpret_cast<Candidate*>(bytes), rules};
+    bytes += aligned(postings_.size_bytes());
+    table_ = {reinterpret_cast<Bucket*>(bytes), (filter_.size_bytes() - aligned(postings_.size_bytes())) / sizeof(Bucket)};
+    return;
+  }
+  auto* bytes = static_cast<unsigned char*>(table_block_);
+  postings_ = {reinterpret_cast<Candidate*>(bytes), static_cast<std::size_t>(max_budgets_)};
   bytes += aligned(postings_.size_bytes());
-  table_ = {reinterpret_cast<Bucket*>(bytes), table_capacity(max_budgets)};
+  table_ = {reinterpret_cast<Bucket*>(bytes), table_capacity(max_budgets_)};
 }
 
 void MatchIndex::clear() noexcept {
   *header_ = Header();
   header_->rules = -1;
   std::ranges::fill(filter_, 0);
+  view_lists(0);
 }
 
 std::int32_t MatchIndex::rules() const noexcept { return header_->rules; }
@@ -283,9 +295,12 @@ bool MatchIndex::build(std::span<const BudgetDefinition> definitions, std::span<
     if (a.kind != kUnindexed && a.key != b.key) return a.key < b.key;
     return a.rank < b.rank;
   });
-  // A table as small as the rules allow, so that a login's lookups touch few pages.
+  // A table as small as the rules allow, so that a login's lookups touch few pages; in the
+  // header, if it fits there.
   std::size_t used = 16;
   while (used < 2 * n) used *= 2;
+  header.compact = aligned(n * sizeof(Candidate)) + used * sizeof(Bucket) <= filter_.size_bytes();
+  view_lists(n);
   const std::size_t mask = used - 1;
   header.mask = mask;
   std::ranges::fill(table_.first(used), Bucket{});
@@ -305,7 +320,7 @@ bool MatchIndex::build(std::span<const BudgetDefinition> definitions, std::span<
                          .count = static_cast<std::int32_t>(j - i),
                          .first = static_cast<std::int32_t>(i),
                          .only = Candidate{.rank = entries[i].rank}};
-    filter_[filter_word(key)] |= filter_mask(key);
+    if (!header.compact) filter_[filter_word(key)] |= filter_mask(key);
     i = j;
   }
   header.indexed = static_cast<std::int32_t>(i);
@@ -325,7 +340,7 @@ void MatchIndex::bind(std::span<const std::int32_t> slot_of_rank) noexcept {
 
 std::span<const MatchIndex::Candidate> MatchIndex::lookup(std::uint64_t key) const noexcept {
   const std::uint64_t bits = filter_mask(key);
-  if ((filter_[filter_word(key)] & bits) != bits) return {};
+  if (!header_->compact && (filter_[filter_word(key)] & bits) != bits) return {};
   const std::size_t mask = header_->mask;
   for (std::size_t pos = key & mask; table_[pos].count != 0; pos = (pos + 1) & mask) {
     const Bucket& bucket = table_[pos];
@@ -370,7 +385,8 @@ MatchIndex::Candidates MatchIndex::candidates(const LoginAttributes& login) cons
 MatchIndex::Summary MatchIndex::summary() const noexcept {
   const Header& header = *header_;
   if (header.rules < 0) return {};
-  return Summary{header.rules, header.name_shapes, header.address_shapes, header.rules - header.indexed};
+  return Summary{header.rules, header.name_shapes, header.address_shapes, header.rules - header.indexed,
+                 header.compact};
 }
 
 }  // namespace connbudget

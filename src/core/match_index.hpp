@@ -15,7 +15,9 @@
 // page it first touches, so a login's lookups touch few: a filter of the keys in the
 // header (up to three bits of one word per key) answers most lookups of absent keys
 // without touching the table, and a candidate carries its budget's slot, so that a key
-// with one rule is answered by its bucket alone. It answers only for a login whose
+// with one rule is answered by its bucket alone. An index of few rules (up to about 64 in
+// the smallest header, 256 in the largest) keeps its lists in the header itself, in the
+// filter's place (compact): its logins touch no page of the table. It answers only for a login whose
 // application_name is ASCII (as every name a real login carries is: PostgreSQL cleans
 // them), where '_' is one byte; for any other, classification scans.
 #pragma once
@@ -58,6 +60,7 @@ class MatchIndex {
     std::int32_t name_shapes = 0;
     std::int32_t address_shapes = 0;
     std::int32_t unindexed = 0;  // rules that are candidates of every login
+    bool compact = false;  // the lists are in the header (no filter), not in the table
   };
 
   // The candidates of one login, visited in increasing rank (match order position).
@@ -124,8 +127,12 @@ class MatchIndex {
     std::int32_t address_shapes = 0;
     std::array<NameShape, kMaxNameShapes> name_shape{};
     std::array<AddressShape, kMaxAddressShapes> address_shape{};
+    // Compact: the postings and the buckets are in the header, where the filter would be
+    // (an index of few rules: a login's lookups then touch no page of the table).
+    bool compact = false;
     // Followed by the filter: filter_bits(max_budgets) bits; each key sets filter_hashes
-    // bits of one 64-bit word (filter_word(), filter_mask()).
+    // bits of one 64-bit word (filter_word(), filter_mask()). Or, compact, by the postings
+    // (aligned) and the buckets.
   };
   struct Bucket {
     std::uint64_t key = 0;
@@ -141,12 +148,17 @@ class MatchIndex {
   std::size_t filter_word(std::uint64_t key) const noexcept { return (key >> 40) & (filter_.size() - 1); }
   std::uint64_t filter_mask(std::uint64_t key) const noexcept;
   std::span<const Candidate> lookup(std::uint64_t key) const noexcept;
+  // Points postings_ and table_ at the table block, or (compact) at the header's own room
+  // for `rules` postings and then the buckets.
+  void view_lists(std::size_t rules) noexcept;
   // Picks the most common shapes of entries [0, n) whose kind is `kind` into out; returns how many.
   template <typename Shape, std::size_t N>
   static std::int32_t pick_shapes(std::span<BuildEntry> entries, std::uint8_t kind, std::array<Shape, N>& out,
                                   Shape (*decode)(std::uint64_t)) noexcept;
 
   Header* header_;
+  void* table_block_;
+  std::int32_t max_budgets_;
   std::span<std::uint64_t> filter_;
   std::span<Bucket> table_;
   std::span<Candidate> postings_;

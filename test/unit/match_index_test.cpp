@@ -3,6 +3,7 @@
 // random logins, thousands of cases; every classification must agree.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <random>
 #include <string>
 #include <vector>
@@ -124,11 +125,37 @@ TEST_F(MatchIndexTest, AgreesWithTheScanOnRandomBudgetsAndLogins) {
   std::vector<std::string_view> groups;
   std::string name;
   int cases = 0;
+  std::array<int, 2> configurations_by_layout{};  // [0]: lists in the table, [1]: compact
   for (int configuration = 0; configuration < 300; ++configuration) {
-    load(random_budgets(rng, 1 + static_cast<int>(rng() % 60)));
+    load(random_budgets(rng, 1 + static_cast<int>(rng() % kMaxBudgets)));
+    ++configurations_by_layout[ledger_.index_summary().compact];
     for (int i = 0; i < 40; ++i, ++cases) ASSERT_TRUE(agree(random_login(rng, groups, name)));
   }
   EXPECT_EQ(cases, 12000);
+  // Both layouts were tried, many times each.
+  EXPECT_GE(configurations_by_layout[0], 50);
+  EXPECT_GE(configurations_by_layout[1], 50);
+}
+
+TEST_F(MatchIndexTest, AFewRulesKeepTheirListsInTheHeaderAndTheLastOneHoldsThem) {
+  // The largest index that fits the header (4 KB of filter room at 200 budgets: 64 rules,
+  // 128 buckets) is compact; one more rule needs twice the buckets and the table.
+  for (const int count : {1, 64, 65}) {
+    std::vector<BudgetDefinition> definitions;
+    for (int i = 0; i < count; ++i) definitions.push_back(budget("b" + std::to_string(i), "svc" + std::to_string(i), 1));
+    load(definitions);
+    EXPECT_EQ(ledger_.index_summary().compact, count <= 64) << count;
+    const std::string last = "svc" + std::to_string(count - 1), beyond = "svc" + std::to_string(count);
+    EXPECT_EQ(ledger_.classify(LoginAttributes{last, "r", "d", {}, {}}, false).budget,
+              ledger_.find("b" + std::to_string(count - 1)))
+        << count;
+    EXPECT_EQ(ledger_.classify(LoginAttributes{beyond, "r", "d", {}, {}}, false).budget, kDefaultBudget);
+  }
+  // And back to the table and to compact again: each load replaces the live index whole.
+  load({budget("alpha", "alpha", 1)});
+  EXPECT_TRUE(ledger_.index_summary().compact);
+  EXPECT_EQ(ledger_.classify(LoginAttributes{"svc0", "r", "d", {}, {}}, false).budget, kDefaultBudget);
+  EXPECT_EQ(ledger_.classify(LoginAttributes{"alpha", "r", "d", {}, {}}, false).budget, ledger_.find("alpha"));
 }
 
 TEST_F(MatchIndexTest, FindsTheLastOfManyPatternsThroughFewShapes) {
