@@ -15,8 +15,8 @@
 // page it first touches, so a login's lookups touch few: a filter of the keys in the
 // header (up to three bits of one word per key) answers most lookups of absent keys
 // without touching the table, and a candidate carries its budget's slot, so that a key
-// with one rule is answered by its bucket alone. An index of few rules (up to about 64 in
-// the smallest header, 256 in the largest) keeps its lists in the header itself, in the
+// with one rule is answered by its bucket alone. An index of few rules (up to 64 in the
+// smallest header, 256 in the largest) keeps its lists in the header itself, in the
 // filter's place (compact): its logins touch no page of the table. It answers only for a login whose
 // application_name is ASCII (as every name a real login carries is: PostgreSQL cleans
 // them), where '_' is one byte; for any other, classification scans.

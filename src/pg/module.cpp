@@ -13,6 +13,7 @@ PGDLLEXPORT void _PG_init(void);
 
 #include "pg/budgets_triggers.hpp"
 #include "pg/history_store.hpp"
+#include "pg/inherited_pages.hpp"
 #include "pg/login_hook.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
@@ -27,4 +28,5 @@ void _PG_init(void) {
   install_login_hook();
   install_drop_watch();
   register_worker();
+  inherit_read_only_pages();
 }

@@ -1,7 +1,8 @@
 # Thousands of budgets, classified through the match index: real logins land in the first
 # budget in position order that matches them, whichever kind of key files it (application_name
 # pattern or exact name, role, "+group", database, a pattern no key indexes), and the same one
-# connbudget.match() names. Changing the budgets makes a new index live with them.
+# connbudget.match() names. Changing the budgets makes a new index live with them, and a few
+# budgets (an index that keeps its lists in its header) do the same.
 use strict;
 use warnings;
 use FindBin;
@@ -69,6 +70,27 @@ is($node->safe_psql('postgres', "SELECT budget FROM connbudget.sessions WHERE pi
 is($node->safe_psql('postgres', q{SELECT connbudget.match('svc1000', 'x', 'postgres')}), 'first',
 	"the new first budget's '_' wildcards take svc1000");
 ConnBudgetTest::logout($fallen);
+
+# A few budgets: the index keeps its lists in its header (compact); the same kinds of key
+# still find each login its first match.
+$node->safe_psql('postgres', q{
+	DELETE FROM connbudget.budgets;
+	INSERT INTO connbudget.budgets (name, position, application_name, role_name, database_name, max_connections) VALUES
+	  ('few_pattern', 1, 'app_1-%', NULL, NULL, 5), ('few_exact', 2, 'svc1', NULL, NULL, 5),
+	  ('few_role', 3, NULL, 'tenant_7', NULL, 5), ('few_group', 4, NULL, '+team', NULL, 5),
+	  ('few_reports', 5, NULL, NULL, 'reports', 5);
+});
+reload_budgets($node);
+for my $case ([ 'app_1-x', 'tenant_7', 'postgres', 'few_pattern' ], [ 'svc1', 'tenant_7', 'postgres', 'few_exact' ],
+	[ 'psql', 'tenant_7', 'reports', 'few_role' ], [ 'psql', 'member', 'reports', 'few_group' ],
+	[ 'psql', 'plain', 'reports', 'few_reports' ], [ 'app_2-x', 'plain', 'postgres', 'default' ])
+{
+	my ($app, $role, $db, $budget) = @$case;
+	my $session = login($node, user => $role, dbname => $db, application_name => $app);
+	is($node->safe_psql('postgres', "SELECT budget FROM connbudget.sessions WHERE pid = $session->{pid}"), $budget,
+		"among five budgets, $app as $role into $db is counted in $budget");
+	ConnBudgetTest::logout_and_wait($session);
+}
 
 $node->stop;
 done_testing();
