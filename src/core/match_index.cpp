@@ -160,13 +160,13 @@ MatchIndex::MatchIndex(void* header, void* table, std::int32_t max_budgets) noex
     : header_(static_cast<Header*>(header)), table_block_(table), max_budgets_(max_budgets) {
   filter_ = {reinterpret_cast<std::uint64_t*>(static_cast<unsigned char*>(header) + aligned(sizeof(Header))),
              filter_bits(max_budgets) / 64};
-  view_lists(header_->compact ? static_cast<std::size_t>(header_->rules) : 0);
+  view_lists();
 }
 
-void MatchIndex::view_lists(std::size_t rules) noexcept {
+void MatchIndex::view_lists() noexcept {
   if (header_->compact) {
     auto* bytes = reinterpret_cast<unsigned char*>(filter_.data());
-    postings_ = {reinterpret_cast<Candidate*>(bytes), rules};
+    postings_ = {reinterpret_cast<Candidate*>(bytes), static_cast<std::size_t>(header_->rules)};
     bytes += aligned(postings_.size_bytes());
     table_ = {reinterpret_cast<Bucket*>(bytes), (filter_.size_bytes() - aligned(postings_.size_bytes())) / sizeof(Bucket)};
     return;
@@ -181,7 +181,7 @@ void MatchIndex::clear() noexcept {
   *header_ = Header();
   header_->rules = -1;
   std::ranges::fill(filter_, 0);
-  view_lists(0);
+  view_lists();
 }
 
 std::int32_t MatchIndex::rules() const noexcept { return header_->rules; }
@@ -299,8 +299,9 @@ bool MatchIndex::build(std::span<const BudgetDefinition> definitions, std::span<
   // header, if it fits there.
   std::size_t used = 16;
   while (used < 2 * n) used *= 2;
+  header.rules = static_cast<std::int32_t>(n);
   header.compact = aligned(n * sizeof(Candidate)) + used * sizeof(Bucket) <= filter_.size_bytes();
-  view_lists(n);
+  view_lists();
   const std::size_t mask = used - 1;
   header.mask = mask;
   std::ranges::fill(table_.first(used), Bucket{});
@@ -326,7 +327,6 @@ bool MatchIndex::build(std::span<const BudgetDefinition> definitions, std::span<
   header.indexed = static_cast<std::int32_t>(i);
   for (; i < n; ++i) postings_[i] = Candidate{.rank = entries[i].rank};
   for (const BuildEntry& entry : entries) ++header.of_kind[entry.kind];
-  header.rules = static_cast<std::int32_t>(n);
   return true;
 }
 
@@ -339,8 +339,10 @@ void MatchIndex::bind(std::span<const std::int32_t> slot_of_rank) noexcept {
 }
 
 std::span<const MatchIndex::Candidate> MatchIndex::lookup(std::uint64_t key) const noexcept {
-  const std::uint64_t bits = filter_mask(key);
-  if (!header_->compact && (filter_[filter_word(key)] & bits) != bits) return {};
+  if (!header_->compact) {
+    const std::uint64_t bits = filter_mask(key);
+    if ((filter_[filter_word(key)] & bits) != bits) return {};
+  }
   const std::size_t mask = header_->mask;
   for (std::size_t pos = key & mask; table_[pos].count != 0; pos = (pos + 1) & mask) {
     const Bucket& bucket = table_[pos];

@@ -17,9 +17,9 @@
 // without touching the table, and a candidate carries its budget's slot, so that a key
 // with one rule is answered by its bucket alone. An index of few rules (up to 64 in the
 // smallest header, 256 in the largest) keeps its lists in the header itself, in the
-// filter's place (compact): its logins touch no page of the table. It answers only for a login whose
-// application_name is ASCII (as every name a real login carries is: PostgreSQL cleans
-// them), where '_' is one byte; for any other, classification scans.
+// filter's place (compact): its logins touch no page of the table. It answers only for a
+// login whose application_name is ASCII (as every name a real login carries is: PostgreSQL
+// cleans them), where '_' is one byte; for any other, classification scans.
 #pragma once
 
 #include <array>
@@ -149,8 +149,8 @@ class MatchIndex {
   std::uint64_t filter_mask(std::uint64_t key) const noexcept;
   std::span<const Candidate> lookup(std::uint64_t key) const noexcept;
   // Points postings_ and table_ at the table block, or (compact) at the header's own room
-  // for `rules` postings and then the buckets.
-  void view_lists(std::size_t rules) noexcept;
+  // for its rules' postings and then the buckets.
+  void view_lists() noexcept;
   // Picks the most common shapes of entries [0, n) whose kind is `kind` into out; returns how many.
   template <typename Shape, std::size_t N>
   static std::int32_t pick_shapes(std::span<BuildEntry> entries, std::uint8_t kind, std::array<Shape, N>& out,
