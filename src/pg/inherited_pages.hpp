@@ -1,10 +1,10 @@
-// Lets every backend inherit the postmaster's mappings of the module's read-only data
-// (inherited_pages.cpp).
+// Lets every backend inherit the postmaster's mappings of the module's code and read-only
+// data (inherited_pages.cpp).
 #pragma once
 
 namespace connbudget::pg {
 
 // From _PG_init in the postmaster, once. Does nothing where it cannot.
-void inherit_read_only_pages();
+void inherit_unwritten_pages();
 
 }  // namespace connbudget::pg

@@ -28,5 +28,5 @@ void _PG_init(void) {
   install_login_hook();
   install_drop_watch();
   register_worker();
-  inherit_read_only_pages();
+  inherit_unwritten_pages();
 }
