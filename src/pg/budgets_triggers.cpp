@@ -113,7 +113,8 @@ void check_table_totals(Relation budgets) {
                            static_cast<long long>(reserved), capacity),
                     errdetail("The server's capacity is %s.", describe_connection_capacity()),
                     errhint("Lower reserved of some budgets, or raise max_connections.")));
-  if (strcmp(get_database_name(MyDatabaseId), database) != 0)
+  // (No worker at all unless the server preloads the library: database is unset then.)
+  if (database && strcmp(get_database_name(MyDatabaseId), database) != 0)
     ereport(WARNING, (errmsg("budgets in database \"%s\" are not enforced", get_database_name(MyDatabaseId)),
                       errdetail("The worker loads connbudget.budgets from database \"%s\" (connbudget.database).",
                                 database)));

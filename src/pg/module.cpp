@@ -21,7 +21,8 @@ PGDLLEXPORT void _PG_init(void);
 
 void _PG_init(void) {
   using namespace connbudget::pg;
-  define_settings();
+  if (process_shared_preload_libraries_in_progress) define_server_start_settings();
+  define_settings();  // last: it reserves the prefix
   if (!process_shared_preload_libraries_in_progress) return;
   request_shared_state();
   request_history();  // after the ledger: the history starts from its counters

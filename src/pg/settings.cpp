@@ -16,7 +16,7 @@ extern "C" {
 namespace connbudget::pg {
 
 bool enabled = true;
-char* database = nullptr;
+char* database = nullptr;  // set by define_server_start_settings(), if ever
 int default_max_connections = -1;
 int default_on_full = static_cast<int>(OnFull::Reject);
 int queue_timeout_ms = 5000;
@@ -50,10 +50,6 @@ void define_settings() {
   DefineCustomBoolVariable("connbudget.enabled", "Enforces connection budgets at login.",
                            "When off, every login is admitted but still counted.", &enabled, true,
                            PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomStringVariable("connbudget.database",
-                             "Database whose connbudget.budgets table the background worker loads.",
-                             nullptr, &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr,
-                             nullptr);
   DefineCustomIntVariable("connbudget.default_max_connections",
                           "Most sessions of logins that match no budget (-1: no limit).", nullptr,
                           &default_max_connections, -1, -1, INT_MAX, PGC_SIGHUP, 0, nullptr,
@@ -73,9 +69,6 @@ void define_settings() {
                            "Counts superusers under the budget \"exempt\" and never limits them.",
                            nullptr, &exempt_superusers, true, PGC_SIGHUP, 0, nullptr, nullptr,
                            nullptr);
-  DefineCustomIntVariable("connbudget.max_budgets",
-                          "Most budgets shared memory can hold.", nullptr, &max_budgets, 1000, 1,
-                          100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("connbudget.waiting_room",
                           "Connections kept for logins that wait for shared capacity.",
                           "Sessions beyond their budgets' reservations leave this many of the "
@@ -87,10 +80,6 @@ void define_settings() {
                           "How often the worker samples budgets into connbudget.history.", nullptr,
                           &sample_interval_ms, 10000, 100, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
                           nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("connbudget.history_size",
-                          "Rows connbudget.history keeps: one per budget per sample.",
-                          "The oldest rows are overwritten; 0 turns the history off.", &history_size,
-                          10000, 0, INT_MAX, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("connbudget.idle_reclaim",
                           "How long a session of the default budget may be idle while its logins wait.",
                           "A login of the default budget that waits for a slot ends the session of that "
@@ -126,6 +115,23 @@ Policy current_policy() {
   policy.on_mismatch = static_cast<OnMismatch>(on_mismatch);
   policy.reject_grace_ms = reject_grace_ms;
   return policy;
+}
+
+// The settings that size shared memory or the worker: PostgreSQL lets a library define
+// those only while shared_preload_libraries loads it. Elsewhere (CREATE EXTENSION on a server
+// that does not preload it) they stay placeholders and the defaults above hold.
+void define_server_start_settings() {
+  DefineCustomStringVariable("connbudget.database",
+                             "Database whose connbudget.budgets table the background worker loads.",
+                             nullptr, &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr,
+                             nullptr);
+  DefineCustomIntVariable("connbudget.max_budgets",
+                          "Most budgets shared memory can hold.", nullptr, &max_budgets, 1000, 1,
+                          100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("connbudget.history_size",
+                          "Rows connbudget.history keeps: one per budget per sample.",
+                          "The oldest rows are overwritten; 0 turns the history off.", &history_size,
+                          10000, 0, INT_MAX, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
 }
 
 }  // namespace connbudget::pg

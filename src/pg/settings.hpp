@@ -22,6 +22,8 @@ extern int reject_grace_ms;
 
 // Defines every setting and reserves the "connbudget." prefix; from _PG_init.
 void define_settings();
+// The postmaster-context ones; only from shared_preload_libraries.
+void define_server_start_settings();
 
 // What the settings decide: the implicit default budget's limits, queue defaults, whether
 // enforcement is on, and the server's capacity.

@@ -1,6 +1,6 @@
 # CREATE EXTENSION pg_connbudget creates its objects in a schema of its own: it refuses a
 # connbudget schema that an ordinary role created first, or one that holds objects, and
-# says what to do.
+# says what to do. On a server that does not preload the library it installs too.
 use strict;
 use warnings;
 use FindBin;
@@ -26,4 +26,29 @@ is($node->safe_psql('third', "SELECT nspowner::regrole FROM pg_namespace WHERE n
 	$ENV{USER} // scalar getpwuid($<), 'without it, the extension makes its own, owned by the superuser');
 
 $node->stop;
+
+# On a server that does not preload the library, CREATE EXTENSION works and the session goes
+# on; what needs the shared memory says to preload it.
+my $plain = PostgreSQL::Test::Cluster->new('not_preloaded');
+$plain->init;
+$plain->append_conf('postgresql.conf', "connbudget.max_budgets = 5000\n");
+$plain->start;
+($rc, $out, $err) = $plain->psql('postgres', 'CREATE EXTENSION pg_connbudget; SELECT 1');
+is($rc, 0, 'CREATE EXTENSION on a server that does not preload the library');
+is($out, '1', 'and the session goes on');
+is($plain->safe_psql('postgres',
+		"INSERT INTO connbudget.budgets (name, application_name, max_connections) VALUES ('api', 'api', 5);"
+		  . ' SELECT count(*) FROM connbudget.budgets'),
+	'1', 'budgets can be written before the restart that enforces them');
+($rc, $out, $err) = $plain->psql('postgres', 'SELECT * FROM connbudget.status');
+isnt($rc, 0, 'the views need the library preloaded');
+like($err, qr/pg_connbudget is not loaded/, 'saying so');
+like($err, qr/HINT:  Add pg_connbudget to shared_preload_libraries and restart the server/, 'and what to do');
+$plain->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_connbudget'\n");
+$plain->restart;
+$plain->poll_query_until('postgres', "SELECT budget = 'api' FROM connbudget.status WHERE budget = 'api'")
+  or die 'the budget written before the restart never became live';
+is($plain->safe_psql('postgres', 'SHOW connbudget.max_budgets'), '5000',
+	'after the restart, the postgresql.conf value of a server-start setting holds');
+$plain->stop;
 done_testing();
