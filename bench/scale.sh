@@ -2,21 +2,25 @@
 # Admission at scale: what a login costs with 10 to 100,000 budgets. For each number of
 # budgets and each kind (application_name patterns 'app_<i>-%', exact application_names
 # 'svc<i>', roles 'tenant_<i>'), the login's budget is the last in position order. Prints
-# one line per (budgets, kind, clients), by the medians of ROUNDS rounds. A round runs
-# pgbench -C (a new connection per SELECT 1) for RUN_SECONDS against both servers at once,
-# the one with the library preloaded and a second one without it, so that whatever else
-# the machine runs slows both alike: logins/s of each and their ratio (also its quartiles
-# over the rounds: how far the noise spreads it). Then LOGINS logins into the server with
-# the library alone give the extension's own figures (connbudget.latency: 'admission' =
-# classify, decide, book; 'login_checks' = the role and PostgreSQL's checks, made first,
-# whose page faults PostgreSQL then no longer takes).
+# one line per (budgets, kind, clients), by the medians of ROUNDS rounds. A round makes
+# PAIRS logins per client into each of two servers, the one with the library preloaded and
+# one without it, interleaved login by login (bench/interleaved_logins.py: a login into one,
+# then one into the other), so that the host's drift, tens of percent within seconds here,
+# slows both alike: logins/s of each and their ratio (also its quartiles over the rounds),
+# and each server's page faults per login (its backends' minor faults, from the postmaster's
+# /proc stat: deterministic, where logins/s is not). Both servers run on the last CPU and the
+# clients on the others (with 2 CPUs or more), so that the scheduler moves neither. Then
+# LOGINS logins by pgbench -C into the server with the library alone give the extension's
+# own figures (connbudget.latency: 'admission' = classify, decide, book; 'login_checks' =
+# the role and PostgreSQL's checks, made first, whose page faults PostgreSQL then no longer
+# takes).
 # Then, per number of budgets, COMMIT -> live (the worker's load of all of them, and of one
 # UPDATE, median of 5) and the shared memory connbudget.worker reports.
 #
 # As root on Debian 12 it installs what it needs, builds and installs the extension from a
 # copy of the tree and runs the servers as the "postgres" user; as any other user the
 # extension must be installed already. Settings (environment): PG_CONFIG, BUDGETS="10 1000
-# 10000 100000", KINDS="pattern exact role", CLIENTS="1 16", ROUNDS=8, RUN_SECONDS=4, LOGINS=400,
+# 10000 100000", KINDS="pattern exact role", CLIENTS="1 16", ROUNDS=8, PAIRS=300, LOGINS=400,
 # HUGE_PAGES (PostgreSQL's huge_pages for both servers; unset: its default, try). With
 # HUGE_PAGES=on, as root, it reserves the huge pages both servers need (vm.nr_hugepages) and
 # gives them back at the end. A new backend pays a page fault for each shared page it first
@@ -42,20 +46,23 @@ if [ "$(id -u)" = 0 ]; then
     echo $((reserved_before + 2 * ((160 + most * 11 / 10240) / 2 + 16))) >/proc/sys/vm/nr_hugepages
   fi
   runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" BUDGETS="${BUDGETS:-}" KINDS="${KINDS:-}" \
-    CLIENTS="${CLIENTS:-}" ROUNDS="${ROUNDS:-}" RUN_SECONDS="${RUN_SECONDS:-}" LOGINS="${LOGINS:-}" \
+    CLIENTS="${CLIENTS:-}" ROUNDS="${ROUNDS:-}" PAIRS="${PAIRS:-}" LOGINS="${LOGINS:-}" \
     HUGE_PAGES="${HUGE_PAGES:-}" bash "$build/bench/scale.sh"
   exit
 fi
 read -r -a kinds <<<"${KINDS:-pattern exact role}"
 read -r -a client_counts <<<"${CLIENTS:-1 16}"
 rounds=${ROUNDS:-8}
-run_seconds=${RUN_SECONDS:-4}
+pairs=${PAIRS:-300}
 logins=${LOGINS:-400}
 PATH="$("$PG_CONFIG" --bindir):$PATH"
 export LD_LIBRARY_PATH="$("$PG_CONFIG" --libdir)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 dir=$(mktemp -d /tmp/pg_connbudget-scale-run.XXXXXX)
 export PGHOST="$dir" PGDATABASE=postgres PGUSER=postgres
 declare -A port=([with]=5436 [without]=5437)
+cpus=$(nproc)
+server_cpu="" client_cpus=""
+[ "$cpus" -ge 2 ] && server_cpu="taskset -c $((cpus - 1))" client_cpus="taskset -c 0-$((cpus - 2))"
 cleanup() {
   for side in with without; do pg_ctl -D "$dir/$side" -m immediate stop >/dev/null 2>&1 || true; done
   rm -rf "$dir"
@@ -66,6 +73,8 @@ for side in with without; do
   initdb -D "$dir/$side" -A trust -U postgres >/dev/null
   cat >>"$dir/$side/postgresql.conf" <<CONF
 max_connections = 60
+# An autovacuum worker that exits would add its page faults to a round's count.
+autovacuum = off
 listen_addresses = ''
 unix_socket_directories = '$dir'
 port = ${port[$side]}
@@ -75,7 +84,7 @@ CONF
 shared_preload_libraries = 'pg_connbudget'
 connbudget.max_budgets = $most
 CONF
-  pg_ctl -D "$dir/$side" -l "$dir/$side.log" -w start >/dev/null
+  $server_cpu pg_ctl -D "$dir/$side" -l "$dir/$side.log" -w start >/dev/null
   psql -X -q -v ON_ERROR_STOP=1 -p "${port[$side]}" -c "CREATE ROLE tenant_bench LOGIN"
 done
 psql -X -q -v ON_ERROR_STOP=1 -p "${port[with]}" <<'SQL'
@@ -136,7 +145,7 @@ SQL
   median "${times[@]}"
 }
 
-# pgbench -C against a side, for "-t LOGINS_PER_CLIENT" or "-T SECONDS"; prints logins/s.
+# pgbench -C against a side, with pgbench's options (-t LOGINS_PER_CLIENT); prints logins/s.
 # Fails loudly if pgbench does.
 pgbench_logins() {
   local side=$1 clients=$2 app=$3 role=$4 out
@@ -150,12 +159,19 @@ pgbench_logins() {
   echo "$out" | awk '/^tps = / {print $3; exit}'
 }
 
+# Minor page faults so far of a side's exited backends (the postmaster's cminflt: its reaped
+# children's), and the connection string of a login into it.
+faults() { awk '{print $11}' "/proc/$(head -n 1 "$dir/$1/postmaster.pid")/stat"; }
+conninfo() { echo "host=$dir port=${port[$1]} dbname=postgres user=$3 application_name=$2"; }
+libpq="$("$PG_CONFIG" --libdir)/libpq.so.5"
+
 echo "$("$PG_CONFIG" --version), $(nproc) cores, huge_pages ${HUGE_PAGES:-try (the default)}$(
   on -c "SELECT ' (' || current_setting('huge_pages_status', true) || ')'"); pgbench -C; medians of $rounds rounds," \
-  "each: both servers side by side for ${run_seconds} s (logins/s, ratio), then $logins logins into the one with" \
+  "each: $pairs logins per client into each server, interleaved (logins/s, ratio, faults per login)," \
+  "servers on CPU $((cpus - 1)) ${server_cpu:+(pinned)}, then $logins logins by pgbench -C into the one with" \
   "pg_connbudget alone (its latency)"
-printf '%8s %-8s %7s %10s %10s %7s %12s %10s %10s %10s %10s\n' budgets kind clients "without/s" "with/s" ratio ratio_q1-q3 \
-  adm_p50_us adm_p99_us chk_p50_us chk_p99_us
+printf '%8s %-8s %7s %10s %10s %7s %12s %9s %9s %10s %10s %10s %10s\n' budgets kind clients "without/s" "with/s" ratio ratio_q1-q3 \
+  flt_wo flt_with adm_p50_us adm_p99_us chk_p50_us chk_p99_us
 declare -A bulk_ms update_ms
 for n in "${budget_counts[@]}"; do
   for kind in "${kinds[@]}"; do
@@ -168,16 +184,17 @@ for n in "${budget_counts[@]}"; do
     [ "$(on -c "SELECT connbudget.match('$app', '$role', 'postgres')")" = "b$n" ] ||
       { echo "the login does not fall into budget b$n" >&2; exit 1; }
     for clients in "${client_counts[@]}"; do
-      with=() without=() ratios=() adm50=() adm99=() chk50=() chk99=()
+      with=() without=() ratios=() fwith=() fwithout=() adm50=() adm99=() chk50=() chk99=()
       for round in $(seq "$rounds"); do
-        # Side by side: both servers for the same seconds at once, so that what else the
-        # machine runs slows both alike.
-        pgbench_logins with "$clients" "$app" "$role" -T "$run_seconds" >"$dir/with.rate" &
-        with_run=$!
-        pgbench_logins without "$clients" "$app" "$role" -T "$run_seconds" >"$dir/without.rate" &
-        wait "$with_run" && wait $! || exit 1
-        with+=("$(cat "$dir/with.rate")") without+=("$(cat "$dir/without.rate")")
-        ratios+=("$(echo "${with[-1]} ${without[-1]}" | awk '{print $1 / $2}')")
+        # Interleaved: a login into one server, then one into the other.
+        read -r f0_with f0_without <<<"$(faults with) $(faults without)"
+        read -r w wo r < <($client_cpus python3 bench/interleaved_logins.py "$libpq" \
+          "$(conninfo with "$app" "$role")" "$(conninfo without "$app" "$role")" "$pairs" "$clients") ||
+          { echo "the interleaved logins failed" >&2; exit 1; }
+        read -r f1_with f1_without <<<"$(faults with) $(faults without)"
+        with+=("$w") without+=("$wo") ratios+=("$r")
+        fwith+=("$(echo "$f0_with $f1_with $((pairs * clients))" | awk '{print ($2 - $1) / $3}')")
+        fwithout+=("$(echo "$f0_without $f1_without $((pairs * clients))" | awk '{print ($2 - $1) / $3}')")
         # Alone: the extension's own figures, with no second server taking the cores.
         on -c "SELECT connbudget.reset_stats()" >/dev/null
         pgbench_logins with "$clients" "$app" "$role" -t $((logins / clients)) >/dev/null
@@ -187,8 +204,9 @@ for n in "${budget_counts[@]}"; do
           FROM connbudget.latency")
         adm50+=("$a50") adm99+=("$a99") chk50+=("$c50") chk99+=("$c99")
       done
-      printf '%8s %-8s %7s %10.0f %10.0f %7.3f %12s %10.1f %10.1f %10.1f %10.1f\n' "$n" "$kind" "$clients" \
+      printf '%8s %-8s %7s %10.0f %10.0f %7.3f %12s %9.1f %9.1f %10.1f %10.1f %10.1f %10.1f\n' "$n" "$kind" "$clients" \
         "$(median "${without[@]}")" "$(median "${with[@]}")" "$(median "${ratios[@]}")" "$(quartiles "${ratios[@]}")" \
+        "$(median "${fwithout[@]}")" "$(median "${fwith[@]}")" \
         "$(median "${adm50[@]}")" \
         "$(median "${adm99[@]}")" "$(median "${chk50[@]}")" "$(median "${chk99[@]}")"
     done
