@@ -20,7 +20,8 @@ extern int idle_reclaim_ms;
 extern int on_mismatch;  // an OnMismatch value
 extern int reject_grace_ms;
 
-// Defines every setting and reserves the "connbudget." prefix; from _PG_init.
+// Defines the settings a session may load at any time, and reserves the "connbudget."
+// prefix; from _PG_init, after define_server_start_settings().
 void define_settings();
 // The postmaster-context ones; only from shared_preload_libraries.
 void define_server_start_settings();
