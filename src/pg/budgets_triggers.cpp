@@ -101,10 +101,10 @@ void check_table_totals(Relation budgets) {
   const int64 reserved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &is_null));
   SPI_finish();
 
-  if (count > max_budgets)
+  if (const int most = configured_max_budgets(); count > most)
     ereport(ERROR, (errcode(ERRCODE_CHECK_VIOLATION),
                     errmsg("connbudget.budgets would hold %lld budgets, more than connbudget.max_budgets (%d)",
-                           static_cast<long long>(count), max_budgets),
+                           static_cast<long long>(count), most),
                     errhint("Raise connbudget.max_budgets in postgresql.conf and restart the server.")));
   const int capacity = connection_capacity();
   if (reserved > capacity)

@@ -22,7 +22,7 @@ PGDLLEXPORT void _PG_init(void);
 void _PG_init(void) {
   using namespace connbudget::pg;
   if (process_shared_preload_libraries_in_progress) define_server_start_settings();
-  define_settings();  // last: it reserves the prefix
+  define_settings();  // last: it may reserve the prefix
   if (!process_shared_preload_libraries_in_progress) return;
   request_shared_state();
   request_history();  // after the ledger: the history starts from its counters

@@ -32,6 +32,9 @@ int reject_grace_ms = 100;
 
 namespace {
 
+constexpr int kMaxBudgetsCeiling = 100000;  // connbudget.max_budgets' upper bound
+bool server_start_settings_defined = false;
+
 const struct config_enum_entry on_full_options[] = {
     {"reject", static_cast<int>(OnFull::Reject), false},
     {"queue", static_cast<int>(OnFull::Queue), false},
@@ -99,7 +102,10 @@ void define_settings() {
                           "still counted until that backend has exited; within the grace the new login takes "
                           "its slot. 0: refused at once.",
                           &reject_grace_ms, 100, 0, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
-  MarkGUCPrefixReserved("connbudget");
+  // Not on a server that does not preload the library: reserving the prefix would remove
+  // (with a warning in every session that loads it) postgresql.conf's values of the
+  // server-start settings, which the next start needs and the budgets table's check reads.
+  if (server_start_settings_defined) MarkGUCPrefixReserved("connbudget");
 }
 
 Policy current_policy() {
@@ -127,11 +133,21 @@ void define_server_start_settings() {
                              nullptr);
   DefineCustomIntVariable("connbudget.max_budgets",
                           "Most budgets shared memory can hold.", nullptr, &max_budgets, 1000, 1,
-                          100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+                          kMaxBudgetsCeiling, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("connbudget.history_size",
                           "Rows connbudget.history keeps: one per budget per sample.",
                           "The oldest rows are overwritten; 0 turns the history off.", &history_size,
                           10000, 0, INT_MAX, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  server_start_settings_defined = true;
+}
+
+int configured_max_budgets() {
+  if (server_start_settings_defined) return max_budgets;
+  // Only a placeholder here, holding postgresql.conf's text, if any.
+  int configured = max_budgets;
+  if (const char* text = GetConfigOption("connbudget.max_budgets", true, false))
+    (void)parse_int(text, &configured, 0, nullptr);
+  return std::clamp(configured, 1, kMaxBudgetsCeiling);
 }
 
 }  // namespace connbudget::pg

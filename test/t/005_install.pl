@@ -36,10 +36,22 @@ $plain->start;
 ($rc, $out, $err) = $plain->psql('postgres', 'CREATE EXTENSION pg_connbudget; SELECT 1');
 is($rc, 0, 'CREATE EXTENSION on a server that does not preload the library');
 is($out, '1', 'and the session goes on');
+is($err, '', 'keeping postgresql.conf\'s connbudget.max_budgets without a warning');
 is($plain->safe_psql('postgres',
 		"INSERT INTO connbudget.budgets (name, application_name, max_connections) VALUES ('api', 'api', 5);"
 		  . ' SELECT count(*) FROM connbudget.budgets'),
 	'1', 'budgets can be written before the restart that enforces them');
+# The table's limit is the one postgresql.conf sets for that restart, not the built-in 1,000.
+is($plain->safe_psql('postgres',
+		"INSERT INTO connbudget.budgets (name, application_name, max_connections)"
+		  . " SELECT 'tenant_' || i, 'tenant_' || i, 1 FROM generate_series(2, 1500) i;"
+		  . ' SELECT count(*) FROM connbudget.budgets'),
+	'1500', 'as many budgets as the configured connbudget.max_budgets allows');
+($rc, $out, $err) = $plain->psql('postgres',
+	"INSERT INTO connbudget.budgets (name, application_name, max_connections)"
+	  . " SELECT 'more_' || i, 'more_' || i, 1 FROM generate_series(1, 3501) i");
+like($err, qr/would hold 5001 budgets, more than connbudget.max_budgets \(5000\)/,
+	'and no more');
 ($rc, $out, $err) = $plain->psql('postgres', 'SELECT * FROM connbudget.status');
 isnt($rc, 0, 'the views need the library preloaded');
 like($err, qr/pg_connbudget is not loaded/, 'saying so');
