@@ -4,12 +4,17 @@
 # 'svc<i>', roles 'tenant_<i>'), the login's budget is the last in position order. Prints
 # one line per (budgets, kind, clients), by the medians of ROUNDS rounds. A round makes
 # PAIRS logins per client into each of two servers, the one with the library preloaded and
-# one without it, interleaved login by login (bench/interleaved_logins.py: a login into one,
+# one that does not load it (with the extension created and the same budgets written all the
+# same, so that the two differ only by the library's work, not by their catalogs' contents:
+# those alone move a login's page faults by a few), interleaved login by login (bench/interleaved_logins.py: a login into one,
 # then one into the other), so that the host's drift, tens of percent within seconds here,
 # slows both alike: logins/s of each and their ratio (also its quartiles over the rounds),
 # and each server's page faults per login (its backends' minor faults, from the postmaster's
 # /proc stat: deterministic, where logins/s is not). Both servers run on the last CPU and the
-# clients on the others (with 2 CPUs or more), so that the scheduler moves neither. Then
+# clients on the others (with 2 CPUs or more), so that the scheduler moves neither. Each round
+# restarts both servers first (in turn, the one or the other first): two identical servers
+# differ by up to 1 % in logins/s here, for as long as they run, by where their memory
+# happens to lie, so that a ratio from one pair of server processes would keep that bias. Then
 # LOGINS logins by pgbench -C into the server with the library alone give the extension's
 # own figures (connbudget.latency: 'admission' = classify, decide, book; 'login_checks' =
 # the role and PostgreSQL's checks, made first, whose page faults PostgreSQL then no longer
@@ -80,15 +85,14 @@ unix_socket_directories = '$dir'
 port = ${port[$side]}
 CONF
   [ -n "${HUGE_PAGES:-}" ] && echo "huge_pages = $HUGE_PAGES" >>"$dir/$side/postgresql.conf"
-  [ "$side" = with ] && cat >>"$dir/$side/postgresql.conf" <<CONF
-shared_preload_libraries = 'pg_connbudget'
-connbudget.max_budgets = $most
-CONF
+  # (Without the library this is only a placeholder, which the budgets table's check reads.)
+  echo "connbudget.max_budgets = $most" >>"$dir/$side/postgresql.conf"
+  [ "$side" = with ] && echo "shared_preload_libraries = 'pg_connbudget'" >>"$dir/$side/postgresql.conf"
   $server_cpu pg_ctl -D "$dir/$side" -l "$dir/$side.log" -w start >/dev/null
-  psql -X -q -v ON_ERROR_STOP=1 -p "${port[$side]}" -c "CREATE ROLE tenant_bench LOGIN"
-done
-psql -X -q -v ON_ERROR_STOP=1 -p "${port[with]}" <<'SQL'
-CREATE EXTENSION pg_connbudget;
+  psql -X -q -v ON_ERROR_STOP=1 -p "${port[$side]}" -c "CREATE ROLE tenant_bench LOGIN" \
+    -c "CREATE EXTENSION pg_connbudget"
+  # (In both, so that their catalogs stay alike.)
+  psql -X -q -v ON_ERROR_STOP=1 -p "${port[$side]}" <<'SQL'
 -- Milliseconds from committed_ms (epoch) until the worker has made a new generation live
 -- with `budgets` budgets.
 CREATE FUNCTION bench_wait_live(before bigint, budgets integer, committed_ms double precision)
@@ -100,6 +104,7 @@ BEGIN
   RETURN extract(epoch FROM clock_timestamp()) * 1000 - committed_ms;
 END $$;
 SQL
+done
 echo "SELECT 1;" >"$dir/select1.sql"
 
 on() { psql -X -At -q -v ON_ERROR_STOP=1 -p "${port[with]}" "$@"; }
@@ -110,24 +115,43 @@ quartiles() {
     q1 = int((NR + 3) / 4); q3 = int((3 * NR + 3) / 4); printf "%.3f-%.3f", a[q1], a[q3] }'
 }
 
-# Replaces every budget with $2 budgets of kind $1 in one transaction; prints COMMIT -> live, ms.
-load_budgets() {
+# The transaction that replaces every budget with $2 budgets of kind $1.
+replace_budgets() {
   local kind=$1 n=$2 rule
   case $kind in
     pattern) rule="'app_' || i || '-%', NULL" ;;
     exact) rule="'svc' || i, NULL" ;;
     role) rule="NULL, CASE WHEN i = $n THEN 'tenant_bench' ELSE 'tenant_' || i END" ;;
   esac
-  on <<SQL
-SELECT generation AS before FROM connbudget.worker \gset
+  cat <<SQL
 BEGIN;
 DELETE FROM connbudget.budgets;
 INSERT INTO connbudget.budgets (name, position, application_name, role_name, max_connections)
 SELECT 'b' || i, i, $rule, 100 FROM generate_series(1, $n) i;
 COMMIT;
-SELECT extract(epoch FROM clock_timestamp()) * 1000 AS committed \gset
-SELECT round(bench_wait_live(:before, $n, :committed)::numeric, 1);
 SQL
+}
+
+# Writes them into both servers; prints COMMIT -> live in the one with the library, ms.
+load_budgets() {
+  replace_budgets "$1" "$2" | psql -X -q -v ON_ERROR_STOP=1 -p "${port[without]}"
+  on <<SQL
+SELECT generation AS before FROM connbudget.worker \gset
+$(replace_budgets "$1" "$2")
+SELECT extract(epoch FROM clock_timestamp()) * 1000 AS committed \gset
+SELECT round(bench_wait_live(:before, $2, :committed)::numeric, 1);
+SQL
+}
+
+# Restarts both servers, the one first in $1 first; returns once the one with the library
+# has its $2 budgets live and both have served a few logins (the first after a start reads
+# files the next find cached).
+restart_servers() {
+  local side
+  for side in $1; do pg_ctl -D "$dir/$side" -m fast -w stop >/dev/null; done
+  for side in $1; do $server_cpu pg_ctl -D "$dir/$side" -l "$dir/$side.log" -w start >/dev/null; done
+  until [ "$(on -c "SELECT budgets FROM connbudget.worker WHERE generation > 0")" = "$2" ]; do sleep 0.1; done
+  for side in $1; do pgbench_logins "$side" 1 warm-up postgres -t 20 >/dev/null; done
 }
 
 # COMMIT -> live of one UPDATE among $1 budgets, median of 5, ms.
@@ -186,6 +210,7 @@ for n in "${budget_counts[@]}"; do
     for clients in "${client_counts[@]}"; do
       with=() without=() ratios=() fwith=() fwithout=() adm50=() adm99=() chk50=() chk99=()
       for round in $(seq "$rounds"); do
+        restart_servers "$([ $((round % 2)) = 1 ] && echo with without || echo without with)" "$n"
         # Interleaved: a login into one server, then one into the other.
         read -r f0_with f0_without <<<"$(faults with) $(faults without)"
         read -r w wo r < <($client_cpus python3 bench/interleaved_logins.py "$libpq" \
