@@ -8,6 +8,7 @@ extern "C" {
 #include "catalog/pg_database.h"
 #include "storage/lockdefs.h"
 #include "storage/procarray.h"
+#include "utils/acl.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -26,7 +27,16 @@ struct Database {
   Oid oid = InvalidOid;
   bool refuses = false;        // invalid, or does not allow connections
   int connection_limit = -1;   // datconnlimit
+  Oid owner = InvalidOid;      // datdba
+  Acl* acl = nullptr;          // datacl (palloc'd), or its default when the row has none
 };
+
+// The CONNECT privilege, from the row already read: PostgreSQL's object_aclcheck() would
+// look the row up again by OID, through a catalog cache this early login has not filled,
+// at two more page faults in the catalog's index.
+bool may_connect(const Database& database, Oid role) {
+  return aclmask(database.acl, role, database.owner, ACL_CONNECT, ACLMASK_ANY) != 0;
+}
 
 Database find_database(const char* name) {
   Database database;
@@ -39,6 +49,10 @@ Database find_database(const char* name) {
     database.oid = form->oid;
     database.refuses = database_is_invalid_form(form) || !form->datallowconn;
     database.connection_limit = form->datconnlimit;
+    database.owner = form->datdba;
+    bool no_acl = false;
+    const Datum acl = heap_getattr(tuple, Anum_pg_database_datacl, RelationGetDescr(relation), &no_acl);
+    database.acl = no_acl ? acldefault(OBJECT_DATABASE, database.owner) : DatumGetAclPCopy(acl);
   }
   systable_endscan(scan);
   table_close(relation, AccessShareLock);
@@ -58,7 +72,7 @@ bool postgres_will_refuse(const Login& login) {
   if (login.attributes.database_name.empty()) return true;
   const Database database = find_database(login.attributes.database_name.data());
   if (!OidIsValid(database.oid) || database.refuses) return true;
-  const bool refused = !login.superuser && (!may_connect(database.oid, login.role) ||
+  const bool refused = !login.superuser && (!may_connect(database, login.role) ||
                                             (database.connection_limit >= 0 &&
                                              CountDBConnections(database.oid) >= database.connection_limit));
   return refused;

@@ -4,7 +4,6 @@ extern "C" {
 
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
-#include "catalog/pg_database.h"
 #include "common/string.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -41,14 +40,6 @@ bool backend_in_transaction(int slot) {
 
 bool backend_idle_outside_transaction(int slot) {
   return !backend_in_transaction(slot) && GetPGProcByNumber(slot)->wait_event_info == WAIT_EVENT_CLIENT_READ;
-}
-
-bool may_connect(Oid database, Oid role) {
-#if PG_VERSION_NUM >= 160000
-  return object_aclcheck(DatabaseRelationId, database, role, ACL_CONNECT) == ACLCHECK_OK;
-#else
-  return pg_database_aclcheck(database, role, ACL_CONNECT) == ACLCHECK_OK;
-#endif
 }
 
 int kept_free_slots() {

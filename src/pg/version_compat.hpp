@@ -24,9 +24,6 @@ bool backend_in_transaction(int slot);
 // open and waiting for its client (its wait event is ClientRead). Read without locks.
 bool backend_idle_outside_transaction(int slot);
 
-// True if `role` has the CONNECT privilege on `database`.
-bool may_connect(Oid database, Oid role);
-
 // Slots the server gives ordinary logins: max_connections minus those kept for superusers
 // (and, on 16+, for roles with privileges of pg_use_reserved_connections).
 int connection_capacity();
