@@ -56,6 +56,13 @@ CREATE TRIGGER check_budget_row BEFORE INSERT OR UPDATE ON connbudget.budgets
     FOR EACH ROW EXECUTE FUNCTION connbudget.check_budget_row();
 CREATE TRIGGER budgets_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON connbudget.budgets
     FOR EACH STATEMENT EXECUTE FUNCTION connbudget.budgets_changed();
+-- DROP EXTENSION pg_connbudget wakes the worker when it commits, so that enforcement stops
+-- at once (the worker's periodic check is the safety net, e.g. with event_triggers off).
+CREATE FUNCTION connbudget.watch_extension_drop() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'connbudget_watch_extension_drop' LANGUAGE C
+    SET search_path = pg_catalog, pg_temp;
+CREATE EVENT TRIGGER connbudget_extension_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION connbudget.watch_extension_drop();
 
 -- One row per configured budget (in match order), then "default" and "exempt". Counters
 -- are cumulative since stats_reset and survive a clean restart.

@@ -36,4 +36,9 @@ SELECT p.proname, has_function_privilege('regress_plain', p.oid, 'EXECUTE') AS p
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'connbudget' ORDER BY p.proname;
 
+-- The extension's event trigger runs for anyone's DROP EXTENSION, as them, without the
+-- EXECUTE privilege they lack: their command goes on.
+SET ROLE regress_plain;
+DROP EXTENSION IF EXISTS no_such_extension;
+RESET ROLE;
 DROP ROLE regress_plain, regress_watcher;

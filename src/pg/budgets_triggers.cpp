@@ -1,15 +1,13 @@
 // Triggers of connbudget.budgets: each row is validated by the core's rules before it is
 // written; after each statement the table as a whole is checked (count and reservations
 // against what the server can hold), and the worker is woken once the transaction commits.
-// DROP EXTENSION pg_connbudget wakes it at commit too (an object access hook, called only
-// for DDL), so that dropping the extension stops enforcement at once.
+// DROP EXTENSION pg_connbudget wakes it at commit too (an event trigger the extension owns:
+// nothing runs for anyone's queries), so that dropping the extension stops enforcement at once.
 extern "C" {
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/objectaccess.h"
-#include "catalog/pg_extension.h"
-#include "commands/extension.h"
+#include "commands/event_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -22,8 +20,10 @@ extern "C" {
 
 PG_FUNCTION_INFO_V1(connbudget_check_budget_row);
 PG_FUNCTION_INFO_V1(connbudget_budgets_changed);
+PG_FUNCTION_INFO_V1(connbudget_watch_extension_drop);
 PGDLLEXPORT Datum connbudget_check_budget_row(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum connbudget_budgets_changed(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum connbudget_watch_extension_drop(PG_FUNCTION_ARGS);
 }
 
 #include <cstring>
@@ -66,15 +66,6 @@ void wake_worker_after_commit() {
     registered = true;
   }
   wake_worker_at_commit = true;
-}
-
-object_access_hook_type previous_object_access_hook = nullptr;
-
-void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
-  if (previous_object_access_hook) previous_object_access_hook(access, class_id, object_id, sub_id, arg);
-  if (access != OAT_DROP || class_id != ExtensionRelationId) return;
-  if (const char* name = get_extension_name(object_id); name && strcmp(name, "pg_connbudget") == 0)
-    wake_worker_after_commit();
 }
 
 TriggerData* trigger_data(FunctionCallInfo fcinfo) {
@@ -124,11 +115,6 @@ void check_table_totals(Relation budgets) {
 
 bool budgets_changed_in_this_transaction() { return wake_worker_at_commit; }
 
-void install_drop_watch() {
-  previous_object_access_hook = object_access_hook;
-  object_access_hook = on_object_access;
-}
-
 }  // namespace connbudget::pg
 
 using namespace connbudget::pg;
@@ -148,5 +134,24 @@ Datum connbudget_budgets_changed(PG_FUNCTION_ARGS) {
   if (!TRIGGER_FIRED_BY_DELETE(trigger->tg_event) && !TRIGGER_FIRED_BY_TRUNCATE(trigger->tg_event))
     check_table_totals(trigger->tg_relation);
   wake_worker_after_commit();
+  return PointerGetDatum(nullptr);
+}
+
+// ON ddl_command_start WHEN TAG IN ('DROP EXTENSION'): before the command, while the trigger
+// still exists. A DROP that fails aborts its transaction, which wakes no one.
+Datum connbudget_watch_extension_drop(PG_FUNCTION_ARGS) {
+  if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+    ereport(ERROR, (errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+                    errmsg("%s can only be called as an event trigger", get_func_name(fcinfo->flinfo->fn_oid))));
+  const auto* event = reinterpret_cast<EventTriggerData*>(fcinfo->context);
+  if (!IsA(event->parsetree, DropStmt)) return PointerGetDatum(nullptr);
+  const auto* drop = reinterpret_cast<const DropStmt*>(event->parsetree);
+  if (drop->removeType != OBJECT_EXTENSION) return PointerGetDatum(nullptr);
+  ListCell* cell;
+  foreach (cell, drop->objects)
+    if (strcmp(strVal(lfirst(cell)), "pg_connbudget") == 0) {
+      ereport(DEBUG1, (errmsg_internal("pg_connbudget: the worker is woken when this transaction commits")));
+      wake_worker_after_commit();
+    }
   return PointerGetDatum(nullptr);
 }

@@ -7,7 +7,4 @@ namespace connbudget::pg {
 // when it commits).
 bool budgets_changed_in_this_transaction();
 
-// Wakes the worker when a transaction that drops the extension commits; from _PG_init.
-void install_drop_watch();
-
 }  // namespace connbudget::pg

@@ -11,7 +11,6 @@ PG_MODULE_MAGIC;
 PGDLLEXPORT void _PG_init(void);
 }
 
-#include "pg/budgets_triggers.hpp"
 #include "pg/history_store.hpp"
 #include "pg/inherited_pages.hpp"
 #include "pg/login_hook.hpp"
@@ -27,7 +26,6 @@ void _PG_init(void) {
   request_shared_state();
   request_history();  // after the ledger: the history starts from its counters
   install_login_hook();
-  install_drop_watch();
   register_worker();
   inherit_unwritten_pages();
 }

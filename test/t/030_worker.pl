@@ -68,7 +68,10 @@ is($node->safe_psql('postgres', 'SELECT last_error IS NULL FROM connbudget.worke
 
 # Dropping the extension in connbudget.database stops enforcement at once: no budgets.
 $log_offset = -s $node->logfile;
-$node->safe_psql('postgres', 'DROP EXTENSION pg_connbudget');
+$node->psql('postgres', 'SET client_min_messages = debug1; DROP EXTENSION pg_connbudget',
+	stdout => \$stdout, stderr => \$stderr, on_error_die => 1);
+like($stderr, qr/pg_connbudget: the worker is woken when this transaction commits/,
+	'DROP EXTENSION wakes the worker at commit (its event trigger)');
 ok($node->wait_for_log(qr/LOG:  pg_connbudget: extension pg_connbudget is not installed in database "postgres": no budgets are enforced/,
 		$log_offset), 'the worker sees the extension go and says budgets are no longer enforced');
 my $unlimited = login($node, %pair);
