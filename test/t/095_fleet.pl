@@ -11,6 +11,7 @@ use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use ConnBudgetTest;
 use JSON::PP;
+use List::Util;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -58,8 +59,12 @@ for my $kind (qw(extraction semantic event))
 	delete @errors{ 'reclaimed', 'connection lost' };
 	is_deeply(\%errors, {}, "no $kind job was refused or timed out")
 	  or diag explain \%errors;
-	cmp_ok($lost, '<=', 0.02 * ($a->{done} + $lost),
-		"at most 2% of $kind jobs lost to the reclaim race ($lost of " . ($a->{done} + $lost) . ')');
+	# A query sent in the instant its idle connection is being ended is lost (README, "the
+	# race no server can close"): at most 2 % of the jobs, and one of the few dozen a short
+	# run makes (2 % of 30 would allow none).
+	my $jobs = $a->{done} + $lost;
+	cmp_ok($lost, '<=', List::Util::max(1, 0.02 * $jobs),
+		"at most 2% (or one) of $kind jobs lost to the reclaim race ($lost of $jobs)");
 }
 my $reclaimed = 0;
 $reclaimed += $result->{apps}{$_}{reclaimed} // 0 for qw(extraction semantic event);
