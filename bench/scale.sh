@@ -6,12 +6,13 @@
 # PAIRS logins per client into each of two servers, the one with the library preloaded and
 # one that does not load it (with the extension created and the same budgets written all the
 # same, so that the two differ only by the library's work, not by their catalogs' contents:
-# those alone move a login's page faults by a few), interleaved login by login (bench/interleaved_logins.py: a login into one,
-# then one into the other), so that the host's drift, tens of percent within seconds here,
-# slows both alike: logins/s of each and their ratio (also its quartiles over the rounds),
-# and each server's page faults per login (its backends' minor faults, from the postmaster's
-# /proc stat: deterministic, where logins/s is not). Both servers run on the last CPU and the
-# clients on the others (with 2 CPUs or more), so that the scheduler moves neither. Each round
+# those alone move a login's page faults by a few), interleaved login by login
+# (bench/interleaved_logins.py: a login into one, then one into the other), so that the
+# host's drift, tens of percent within seconds here, slows both alike: logins/s of each and
+# their ratio (also its quartiles over the rounds), and each server's page faults per login
+# (its backends' minor faults, from the postmaster's /proc stat: deterministic, where
+# logins/s is not). Both servers run on the last CPU and the clients on the others (with 2
+# CPUs or more), so that the scheduler moves neither. Each round
 # restarts both servers first (in turn, the one or the other first): two identical servers
 # differ by up to 1 % in logins/s here, for as long as they run, by where their memory
 # happens to lie, so that a ratio from one pair of server processes would keep that bias. Then
