@@ -137,8 +137,10 @@ Classification Ledger::classify(const LoginAttributes& login, bool exempt) const
   MatchIndex::Candidates candidates = live_index().candidates(login);
   if (!candidates.usable()) return classify_by_scan(login, exempt);
   Classification c;
-  for (MatchIndex::Candidate candidate = candidates.next(); candidate.rank >= 0; candidate = candidates.next())
+  for (MatchIndex::Candidate candidate = candidates.next(); candidate.rank >= 0; candidate = candidates.next()) {
+    budgets_[candidate.slot].touch();
     if (consider(candidate.slot, login, c)) break;
+  }
   return c;
 }
 

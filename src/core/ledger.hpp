@@ -41,6 +41,7 @@
 #include "core/admission.hpp"
 #include "core/budget.hpp"
 #include "core/client_address.hpp"
+#include "core/first_touch.hpp"
 #include "core/fixed_string.hpp"
 #include "core/free_backends.hpp"
 #include "core/log_limiter.hpp"
@@ -97,6 +98,8 @@ struct BudgetCounters {
 };
 
 struct BudgetState {
+  // A login's first access to the slot, at each end of it (it may span two pages).
+  FirstTouch touch_head;
   BudgetDefinition definition;  // for default: the limits of the last login's settings
   bool configured = false;  // part of the live configuration (always true for the implicit two)
   std::int32_t reserved = 0;  // the reservation honoured: definition's, cut if the server is short
@@ -114,6 +117,12 @@ struct BudgetState {
   bool restored = false;  // not configured: counters loaded from disk, kept for its name
   BudgetCounters counters;
   LogLimiter log;  // the server log lines about its refusals
+  FirstTouch touch_tail;
+
+  void touch() const noexcept {
+    touch_head.touch();
+    touch_tail.touch();
+  }
 };
 
 // Displaced: was waiting, gave its place to a higher-priority login; counted nowhere, its

@@ -320,7 +320,8 @@ bool MatchIndex::build(std::span<const BudgetDefinition> definitions, std::span<
     table_[pos] = Bucket{.key = key,
                          .count = static_cast<std::int32_t>(j - i),
                          .first = static_cast<std::int32_t>(i),
-                         .only = Candidate{.rank = entries[i].rank}};
+                         .only = Candidate{.rank = entries[i].rank},
+                         .touch = {}};
     if (!header.compact) filter_[filter_word(key)] |= filter_mask(key);
     i = j;
   }
@@ -344,6 +345,7 @@ std::span<const MatchIndex::Candidate> MatchIndex::lookup(std::uint64_t key) con
     if ((filter_[filter_word(key)] & bits) != bits) return {};
   }
   const std::size_t mask = header_->mask;
+  table_[key & mask].touch.touch();
   for (std::size_t pos = key & mask; table_[pos].count != 0; pos = (pos + 1) & mask) {
     const Bucket& bucket = table_[pos];
     if (bucket.key != key) continue;

@@ -15,8 +15,9 @@
 // page it first touches, so a login's lookups touch few: a filter of the keys in the
 // header (up to three bits of one word per key) answers most lookups of absent keys
 // without touching the table, and a candidate carries its budget's slot, so that a key
-// with one rule is answered by its bucket alone. An index of few rules (up to 64 in the
-// smallest header, 256 in the largest) keeps its lists in the header itself, in the
+// with one rule is answered by its bucket alone, and a lookup's first access to the table
+// is a write (FirstTouch), which maps that page alone. An index of few rules (up to 32 in
+// the smallest header, 128 in the largest) keeps its lists in the header itself, in the
 // filter's place (compact): its logins touch no page of the table. It answers only for a
 // login whose application_name is ASCII (as every name a real login carries is: PostgreSQL
 // cleans them), where '_' is one byte; for any other, classification scans.
@@ -28,6 +29,7 @@
 #include <span>
 
 #include "core/budget.hpp"
+#include "core/first_touch.hpp"
 #include "core/login_attributes.hpp"
 
 namespace connbudget {
@@ -139,6 +141,7 @@ class MatchIndex {
     std::int32_t count = 0;  // rules filed under the key; 0: empty
     std::int32_t first = 0;  // count > 1: where its postings start
     Candidate only;          // count 1: the rule itself
+    FirstTouch touch;        // a lookup's first access to its table (32 bytes in all)
   };
 
   static std::size_t table_capacity(std::int32_t max_budgets) noexcept;
