@@ -65,7 +65,9 @@ BudgetsCopy copy_budgets(SharedState& state) {
     if (copy.count <= allocated) {
       copy.server = ledger().header();
       std::size_t i = 0;
-      ledger().visit_in_status_order([&](std::int32_t slot) { copy.budgets[i++] = ledger().budgets()[slot]; });
+      // Constructed as copies: a BudgetState is not trivially copyable (its FirstTouch words).
+      ledger().visit_in_status_order(
+          [&](std::int32_t slot) { new (&copy.budgets[i++]) BudgetState(ledger().budgets()[slot]); });
       LWLockRelease(&state.lock);
       return copy;
     }
