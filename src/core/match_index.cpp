@@ -340,12 +340,12 @@ void MatchIndex::bind(std::span<const std::int32_t> slot_of_rank) noexcept {
 }
 
 std::span<const MatchIndex::Candidate> MatchIndex::lookup(std::uint64_t key) const noexcept {
+  const std::size_t mask = header_->mask;
   if (!header_->compact) {
     const std::uint64_t bits = filter_mask(key);
     if ((filter_[filter_word(key)] & bits) != bits) return {};
+    table_[key & mask].touch.touch();  // a compact index's buckets are in the mapped header
   }
-  const std::size_t mask = header_->mask;
-  table_[key & mask].touch.touch();
   for (std::size_t pos = key & mask; table_[pos].count != 0; pos = (pos + 1) & mask) {
     const Bucket& bucket = table_[pos];
     if (bucket.key != key) continue;
