@@ -41,6 +41,8 @@ def classify(error):
         return "connection lost"
     if isinstance(error, asyncpg.exceptions.InternalClientError) and "another operation" in text:
         return "connection lost"  # asyncpg, when the server ends a connection it is resetting
+    if isinstance(error, asyncpg.exceptions.InterfaceError) and "released back to the pool" in text:
+        return "connection lost"  # asyncpg, when the server ends a connection just handed out
     if "timed out waiting for a slot" in text or isinstance(error, asyncio.TimeoutError):
         return "timed out"
     if "has no connection left" in text or "too many clients" in text:
