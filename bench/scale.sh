@@ -19,7 +19,10 @@
 # LOGINS logins by pgbench -C into the server with the library alone give the extension's
 # own figures (connbudget.latency: 'admission' = classify, decide, book; 'login_checks' =
 # the role and PostgreSQL's checks, made first, whose page faults PostgreSQL then no longer
-# takes).
+# takes), and as many of a control login that no budget matches (role control_bench: the
+# default budget, whose slot lies among the pages every login touches, whatever the number
+# of budgets): its admission is the same work without its budget's own pages, so its p99 is
+# what this host's jitter alone leaves (ctl_p50_us, ctl_p99_us).
 # Then, per number of budgets, COMMIT -> live (the worker's load of all of them, and of one
 # UPDATE, median of 5) and the shared memory connbudget.worker reports.
 #
@@ -91,6 +94,7 @@ CONF
   [ "$side" = with ] && echo "shared_preload_libraries = 'pg_connbudget'" >>"$dir/$side/postgresql.conf"
   $server_cpu pg_ctl -D "$dir/$side" -l "$dir/$side.log" -w start >/dev/null
   psql -X -q -v ON_ERROR_STOP=1 -p "${port[$side]}" -c "CREATE ROLE tenant_bench LOGIN" \
+    -c "CREATE ROLE control_bench LOGIN" \
     -c "CREATE EXTENSION pg_connbudget"
   # (In both, so that their catalogs stay alike.)
   psql -X -q -v ON_ERROR_STOP=1 -p "${port[$side]}" <<'SQL'
@@ -195,8 +199,8 @@ echo "$("$PG_CONFIG" --version), $(nproc) cores, huge_pages ${HUGE_PAGES:-try (t
   "each: $pairs logins per client into each server, interleaved (logins/s, ratio, faults per login)," \
   "servers on CPU $((cpus - 1)) ${server_cpu:+(pinned)}, then $logins logins by pgbench -C into the one with" \
   "pg_connbudget alone (its latency)"
-printf '%8s %-8s %7s %10s %10s %7s %12s %9s %9s %10s %10s %10s %10s\n' budgets kind clients "without/s" "with/s" ratio ratio_q1-q3 \
-  flt_wo flt_with adm_p50_us adm_p99_us chk_p50_us chk_p99_us
+printf '%8s %-8s %7s %10s %10s %7s %12s %9s %9s %10s %10s %10s %10s %10s %10s\n' budgets kind clients "without/s" "with/s" ratio \
+  ratio_q1-q3 flt_wo flt_with adm_p50_us adm_p99_us chk_p50_us chk_p99_us ctl_p50_us ctl_p99_us
 declare -A bulk_ms update_ms
 for n in "${budget_counts[@]}"; do
   for kind in "${kinds[@]}"; do
@@ -208,8 +212,10 @@ for n in "${budget_counts[@]}"; do
     esac
     [ "$(on -c "SELECT connbudget.match('$app', '$role', 'postgres')")" = "b$n" ] ||
       { echo "the login does not fall into budget b$n" >&2; exit 1; }
+    [ "$(on -c "SELECT connbudget.match('control', 'control_bench', 'postgres')")" = default ] ||
+      { echo "the control login does not fall into the default budget" >&2; exit 1; }
     for clients in "${client_counts[@]}"; do
-      with=() without=() ratios=() fwith=() fwithout=() adm50=() adm99=() chk50=() chk99=()
+      with=() without=() ratios=() fwith=() fwithout=() adm50=() adm99=() chk50=() chk99=() ctl50=() ctl99=()
       for round in $(seq "$rounds"); do
         restart_servers "$([ $((round % 2)) = 1 ] && echo with without || echo without with)" "$n"
         # Interleaved: a login into one server, then one into the other.
@@ -229,12 +235,17 @@ for n in "${budget_counts[@]}"; do
             max(p50_us) FILTER (WHERE measure = 'login_checks'), max(p99_us) FILTER (WHERE measure = 'login_checks')
           FROM connbudget.latency")
         adm50+=("$a50") adm99+=("$a99") chk50+=("$c50") chk99+=("$c99")
+        on -c "SELECT connbudget.reset_stats()" >/dev/null
+        pgbench_logins with "$clients" control control_bench -t $((logins / clients)) >/dev/null
+        read -r a50 a99 < <(on -F ' ' -c "SELECT p50_us, p99_us FROM connbudget.latency WHERE measure = 'admission'")
+        ctl50+=("$a50") ctl99+=("$a99")
       done
-      printf '%8s %-8s %7s %10.0f %10.0f %7.3f %12s %9.1f %9.1f %10.1f %10.1f %10.1f %10.1f\n' "$n" "$kind" "$clients" \
+      printf '%8s %-8s %7s %10.0f %10.0f %7.3f %12s %9.1f %9.1f %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n' "$n" "$kind" "$clients" \
         "$(median "${without[@]}")" "$(median "${with[@]}")" "$(median "${ratios[@]}")" "$(quartiles "${ratios[@]}")" \
         "$(median "${fwithout[@]}")" "$(median "${fwith[@]}")" \
         "$(median "${adm50[@]}")" \
-        "$(median "${adm99[@]}")" "$(median "${chk50[@]}")" "$(median "${chk99[@]}")"
+        "$(median "${adm99[@]}")" "$(median "${chk50[@]}")" "$(median "${chk99[@]}")" \
+        "$(median "${ctl50[@]}")" "$(median "${ctl99[@]}")"
     done
   done
   update_ms[$n]=$(update_live "$n")

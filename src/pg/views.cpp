@@ -167,7 +167,7 @@ Datum connbudget_sessions(PG_FUNCTION_ARGS) {
   auto* names = static_cast<FixedString<kNameMax>*>(palloc(sizeof(FixedString<kNameMax>) * (slots + 1)));
   LWLockAcquire(&state.lock, LW_SHARED);
   for (std::size_t i = 0; i < slots; ++i) {
-    sessions[i] = ledger().sessions()[i];
+    new (&sessions[i]) SessionState(ledger().sessions()[i]);
     if (sessions[i].phase != SessionPhase::Free)
       new (&names[i]) FixedString<kNameMax>(ledger().budgets()[sessions[i].budget].definition.name);
   }
