@@ -9,9 +9,15 @@
 # those alone move a login's page faults by a few), interleaved login by login
 # (bench/interleaved_logins.py: a login into one, then one into the other), so that the
 # host's drift, tens of percent within seconds here, slows both alike: logins/s of each and
-# their ratio (also its quartiles over the rounds), and each server's page faults per login
+# their ratio (also its quartiles over the rounds), each server's page faults per login
 # (its backends' minor faults, from the postmaster's /proc stat: deterministic, where
-# logins/s is not). Both servers run on the last CPU and the clients on the others (with 2
+# logins/s is not), and cpu_ratio: the CPU each server spent per login (its postmaster's and
+# its backends'), without over with, over all rounds: what a server whose CPU is the limit
+# takes. With 16 clients the servers' CPU is saturated and a login's time is mostly its wait
+# for it, which the scheduler splits between the two servers' postmasters (each its own
+# session's group) unevenly from one restart to the next: the same pair of servers then
+# gives ratios from 0.81 to 0.95, two identical servers 0.97 to 1.03. There cpu_ratio is the
+# figure; with 1 client the two agree. Both servers run on the last CPU and the clients on the others (with 2
 # CPUs or more), so that the scheduler moves neither. Each round
 # restarts both servers first (in turn, the one or the other first): two identical servers
 # differ by up to 1 % in logins/s here, for as long as they run, by where their memory
@@ -191,6 +197,16 @@ pgbench_logins() {
 # Minor page faults so far of a side's exited backends (the postmaster's cminflt: its reaped
 # children's), and the connection string of a login into it.
 faults() { awk '{print $11}' "/proc/$(head -n 1 "$dir/$1/postmaster.pid")/stat"; }
+# CPU so far of a side's server, microseconds: the postmaster's own (schedstat, in ns) and
+# its exited backends' (utime and stime of its reaped children, in clock ticks). Summed over
+# all rounds, so that the ticks' 10 ms resolution is well under the difference measured.
+clock_tick=$(getconf CLK_TCK)
+server_cpu_us() {
+  local pid
+  pid=$(head -n 1 "$dir/$1/postmaster.pid")
+  echo "$(cut -d ' ' -f 1 "/proc/$pid/schedstat") $(awk '{print $16 + $17}' "/proc/$pid/stat")" |
+    awk -v tick="$clock_tick" '{printf "%.0f\n", $1 / 1000 + $2 * 1e6 / tick}'
+}
 conninfo() { echo "host=$dir port=${port[$1]} dbname=postgres user=$3 application_name=$2"; }
 libpq="$("$PG_CONFIG" --libdir)/libpq.so.5"
 
@@ -199,8 +215,8 @@ echo "$("$PG_CONFIG" --version), $(nproc) cores, huge_pages ${HUGE_PAGES:-try (t
   "each: $pairs logins per client into each server, interleaved (logins/s, ratio, faults per login)," \
   "servers on CPU $((cpus - 1)) ${server_cpu:+(pinned)}, then $logins logins by pgbench -C into the one with" \
   "pg_connbudget alone (its latency)"
-printf '%8s %-8s %7s %10s %10s %7s %12s %9s %9s %10s %10s %10s %10s %10s %10s\n' budgets kind clients "without/s" "with/s" ratio \
-  ratio_q1-q3 flt_wo flt_with adm_p50_us adm_p99_us chk_p50_us chk_p99_us ctl_p50_us ctl_p99_us
+printf '%8s %-8s %7s %10s %10s %7s %12s %9s %9s %9s %10s %10s %10s %10s %10s %10s\n' budgets kind clients "without/s" "with/s" ratio \
+  ratio_q1-q3 cpu_ratio flt_wo flt_with adm_p50_us adm_p99_us chk_p50_us chk_p99_us ctl_p50_us ctl_p99_us
 declare -A bulk_ms update_ms
 for n in "${budget_counts[@]}"; do
   for kind in "${kinds[@]}"; do
@@ -215,15 +231,19 @@ for n in "${budget_counts[@]}"; do
     [ "$(on -c "SELECT connbudget.match('control', 'control_bench', 'postgres')")" = default ] ||
       { echo "the control login does not fall into the default budget" >&2; exit 1; }
     for clients in "${client_counts[@]}"; do
+      cpu_with=0 cpu_without=0
       with=() without=() ratios=() fwith=() fwithout=() adm50=() adm99=() chk50=() chk99=() ctl50=() ctl99=()
       for round in $(seq "$rounds"); do
         restart_servers "$([ $((round % 2)) = 1 ] && echo with without || echo without with)" "$n"
         # Interleaved: a login into one server, then one into the other.
         read -r f0_with f0_without <<<"$(faults with) $(faults without)"
+        read -r c0_with c0_without <<<"$(server_cpu_us with) $(server_cpu_us without)"
         read -r w wo r < <($client_cpus python3 bench/interleaved_logins.py "$libpq" \
           "$(conninfo with "$app" "$role")" "$(conninfo without "$app" "$role")" "$pairs" "$clients") ||
           { echo "the interleaved logins failed" >&2; exit 1; }
         read -r f1_with f1_without <<<"$(faults with) $(faults without)"
+        read -r c1_with c1_without <<<"$(server_cpu_us with) $(server_cpu_us without)"
+        cpu_with=$((cpu_with + c1_with - c0_with)) cpu_without=$((cpu_without + c1_without - c0_without))
         with+=("$w") without+=("$wo") ratios+=("$r")
         fwith+=("$(echo "$f0_with $f1_with $((pairs * clients))" | awk '{print ($2 - $1) / $3}')")
         fwithout+=("$(echo "$f0_without $f1_without $((pairs * clients))" | awk '{print ($2 - $1) / $3}')")
@@ -240,8 +260,9 @@ for n in "${budget_counts[@]}"; do
         read -r a50 a99 < <(on -F ' ' -c "SELECT p50_us, p99_us FROM connbudget.latency WHERE measure = 'admission'")
         ctl50+=("$a50") ctl99+=("$a99")
       done
-      printf '%8s %-8s %7s %10.0f %10.0f %7.3f %12s %9.1f %9.1f %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n' "$n" "$kind" "$clients" \
+      printf '%8s %-8s %7s %10.0f %10.0f %7.3f %12s %9.3f %9.1f %9.1f %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n' "$n" "$kind" "$clients" \
         "$(median "${without[@]}")" "$(median "${with[@]}")" "$(median "${ratios[@]}")" "$(quartiles "${ratios[@]}")" \
+        "$(echo "$cpu_without $cpu_with" | awk '{print $1 / $2}')" \
         "$(median "${fwithout[@]}")" "$(median "${fwith[@]}")" \
         "$(median "${adm50[@]}")" \
         "$(median "${adm99[@]}")" "$(median "${chk50[@]}")" "$(median "${chk99[@]}")" \
