@@ -12,7 +12,6 @@ PGDLLEXPORT void _PG_init(void);
 }
 
 #include "pg/history_store.hpp"
-#include "pg/inherited_pages.hpp"
 #include "pg/login_hook.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
@@ -27,5 +26,4 @@ void _PG_init(void) {
   request_history();  // after the ledger: the history starts from its counters
   install_login_hook();
   register_worker();
-  inherit_unwritten_pages();
 }
