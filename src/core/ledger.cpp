@@ -51,8 +51,10 @@ Ledger::Ledger(void* block, std::int32_t max_budgets, std::int32_t max_sessions)
   // spare index header, the index tables and the reclaims' names come last. A new backend
   // pays a page fault for the first touch of each shared page, and a read fault maps the
   // pages around it (the 64 KB window, Linux's fault-around): a login touches the first
-  // window (if the block starts one, as the server's does), its budget's slot and, for
-  // each of its keys that pass the index filter, one bucket of the table.
+  // window (if the block starts one, as the server's does), its budget's slot, its own
+  // session slot (past the first window with more than about a hundred connections) and,
+  // for each of its keys that pass the index filter, one bucket of the table; all but the
+  // first it writes before it reads them (FirstTouch), so that each maps its page alone.
   bytes += aligned(sizeof(LedgerHeader));
   live_index_header_ = bytes;
   bytes += MatchIndex::header_bytes(max_budgets);
@@ -191,6 +193,11 @@ Admission Ledger::admit(std::int32_t session, const Classification& classificati
   if (session < 0 || static_cast<std::size_t>(session) >= sessions_.size() || !in_range(budget) ||
       (mismatched != kNoBudget && !in_range(mismatched)))
     return Admission{};
+  // Written before they are read: beyond the first window (with many connections the
+  // session slots fill it, pushing the implicit budgets' slots out), each maps its page alone.
+  sessions_[session].touch();
+  budgets_[kDefaultBudget].touch();
+  budgets_[budget].touch();
   release(session, now_us, wakeups);  // a slot is never booked twice
   // This login's settings may have raised the default limit or switched enforcement off:
   // waiters that now fit go first, so that the newcomer cannot overtake them.

@@ -130,6 +130,9 @@ struct BudgetState {
 enum class SessionPhase : std::uint8_t { Free, Waiting, Active, Displaced };
 
 struct SessionState {
+  // A login's first access to its slot, at each end of it (it may span two pages): with
+  // more than about a hundred connections the slots run past the first window.
+  FirstTouch touch_head;
   SessionPhase phase = SessionPhase::Free;
   std::int32_t budget = kNoBudget;
   std::int32_t pid = 0;
@@ -159,6 +162,12 @@ struct SessionState {
   FixedString<kNameMax> role_name;
   FixedString<kNameMax> database_name;
   ClientAddress client_addr;
+  FirstTouch touch_tail;
+
+  void touch() const noexcept {
+    touch_head.touch();
+    touch_tail.touch();
+  }
 };
 
 // For an active session being ended while idle: the names its message gives, as they were
