@@ -36,7 +36,8 @@
 # copy of the tree and runs the servers as the "postgres" user; as any other user the
 # extension must be installed already. Settings (environment): PG_CONFIG, BUDGETS="10 1000
 # 10000 100000", KINDS="pattern exact role", CLIENTS="1 16", ROUNDS=8, PAIRS=300, LOGINS=400,
-# HUGE_PAGES (PostgreSQL's huge_pages for both servers; unset: its default, try). With
+# HUGE_PAGES (PostgreSQL's huge_pages for both servers; unset: its default, try),
+# MAX_CONNECTIONS=60 (beyond about 100 the session slots fill the extension's first window). With
 # HUGE_PAGES=on, as root, it reserves the huge pages both servers need (vm.nr_hugepages) and
 # gives them back at the end. A new backend pays a page fault for each shared page it first
 # touches; with huge pages one fault maps 2 MB, so logins cost less with or without the
@@ -62,7 +63,7 @@ if [ "$(id -u)" = 0 ]; then
   fi
   runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" BUDGETS="${BUDGETS:-}" KINDS="${KINDS:-}" \
     CLIENTS="${CLIENTS:-}" ROUNDS="${ROUNDS:-}" PAIRS="${PAIRS:-}" LOGINS="${LOGINS:-}" \
-    HUGE_PAGES="${HUGE_PAGES:-}" bash "$build/bench/scale.sh"
+    HUGE_PAGES="${HUGE_PAGES:-}" MAX_CONNECTIONS="${MAX_CONNECTIONS:-}" bash "$build/bench/scale.sh"
   exit
 fi
 read -r -a kinds <<<"${KINDS:-pattern exact role}"
@@ -87,7 +88,7 @@ trap cleanup EXIT
 for side in with without; do
   initdb -D "$dir/$side" -A trust -U postgres >/dev/null
   cat >>"$dir/$side/postgresql.conf" <<CONF
-max_connections = 60
+max_connections = ${MAX_CONNECTIONS:-60}
 # An autovacuum worker that exits would add its page faults to a round's count.
 autovacuum = off
 listen_addresses = ''
