@@ -9,7 +9,9 @@ use ConnBudgetTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = start_node('backend_pages');
+# 4 kB pages: what the counts below are in (a machine with huge pages reserved would map 2 MB
+# at a time).
+my $node = start_node('backend_pages', conf => "huge_pages = off\n");
 
 # The shared memory a new backend has mapped once it runs its first query (kB).
 sub mapped_shared_memory
